@@ -1,0 +1,170 @@
+"""Every setting of pgqueue, in one place.
+
+Each field reads from an environment variable (``DATABASE_URL`` and ``PGQUEUE_<NAME>``) and can
+be overridden by a CLI flag of the same name (``--slots 8``). A bad value stops start-up with a
+message naming the variable. ``pgqueue worker --help`` and the README list the same fields.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "PGQUEUE_"
+
+
+class SettingsError(ValueError):
+    """A setting has a value pgqueue cannot use."""
+
+
+class Settings(BaseModel):
+    """Worker, storage and extraction settings. Immutable and picklable (children get a copy)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # --- database ----------------------------------------------------------------------------
+    database_url: str | None = Field(
+        None, description="PostgreSQL URL (env DATABASE_URL). Unset: start an embedded PostgreSQL."
+    )
+    schema_name: str = Field(
+        "public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="Schema holding pgqueue's tables."
+    )
+    data_dir: Path = Field(
+        Path(".pgqueue"), description="Where the embedded PostgreSQL keeps its data."
+    )
+
+    # --- worker ------------------------------------------------------------------------------
+    slots: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1, le=1000,
+                       description="Jobs run at once by one worker.")
+    isolation: Literal["process", "inline"] = Field(
+        "process", description="Run extractors in child processes (process) or in threads (inline)."
+    )
+    poll_interval: float = Field(10.0, gt=0, description="Seconds between polls when idle (jittered).")
+    poll_only: bool = Field(False, description="Never LISTEN; only poll (PgBouncer transaction mode).")
+    heartbeat_interval: float = Field(5.0, gt=0, description="Seconds between heartbeats.")
+    worker_timeout: float = Field(30.0, gt=0, description="A worker silent this long is lost.")
+    maintenance_interval: float = Field(5.0, gt=0, description="Seconds between maintenance runs.")
+    shutdown_grace: float = Field(30.0, ge=0, description="Seconds running jobs get after SIGTERM.")
+    flush_batch: int = Field(200, ge=1, description="Write-backs per statement, at most.")
+    flush_delay: float = Field(0.002, ge=0, description="Seconds a write-back may wait for company.")
+    burst: bool = Field(False, description="Process every due job, then exit.")
+
+    # --- retries -----------------------------------------------------------------------------
+    backoff_base: float = Field(30.0, ge=0, description="Seconds before the first retry.")
+    backoff_factor: float = Field(4.0, ge=1, description="Each retry waits this many times longer.")
+    backoff_cap: float = Field(3600.0, ge=0, description="No retry waits longer (seconds).")
+    backoff_jitter: float = Field(0.25, ge=0, le=1, description="Random extra wait, as a fraction.")
+
+    # --- retention ---------------------------------------------------------------------------
+    retention_days: float = Field(30.0, gt=0, description="Finished jobs older than this are pruned.")
+    prune_batch: int = Field(1000, ge=1, description="Rows deleted per pruning statement.")
+
+    # --- isolation limits ---------------------------------------------------------------------
+    job_timeout: float = Field(300.0, gt=0, description="Wall-clock seconds one extraction may take.")
+    format_timeouts: dict[str, float] = Field(
+        default_factory=dict, description="Per-format timeouts, e.g. 'ifc=900,pdf=120'."
+    )
+    memory_limit_mb: int = Field(2048, ge=64, description="Memory one extraction may use (MiB).")
+    child_max_jobs: int = Field(200, ge=1, description="A child process is replaced after this many jobs.")
+
+    # --- files -------------------------------------------------------------------------------
+    max_file_size: int = Field(100 * 1024 * 1024, ge=1, description="Largest file fetched (bytes).")
+    file_roots: tuple[Path, ...] = Field(
+        (), description="Folders file:// URLs may read from (comma-separated). Empty: none."
+    )
+    allow_private_addresses: bool = Field(
+        False, description="Allow https:// links to loopback, private and link-local addresses."
+    )
+    s3_endpoint: str | None = Field(
+        None, description="S3-compatible endpoint (Backblaze B2, MinIO). Unset: AWS."
+    )
+    s3_region: str | None = Field(None, description="S3 region.")
+    fetch_timeout: float = Field(60.0, gt=0, description="Seconds a download may stall.")
+
+    # --- extraction --------------------------------------------------------------------------
+    pdf_max_pages: int = Field(100, ge=1, description="PDFs with more pages are refused.")
+    werk24_token: str | None = Field(None, description="Werk24 API token. Unset: werk24 jobs fail.")
+    werk24_url: str | None = Field(None, description="Werk24 server URL (tests use a local one).")
+    extractors: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra or replaced extractors, 'format=module:function,...'.",
+    )
+
+    # --- operations --------------------------------------------------------------------------
+    log_format: Literal["auto", "json", "console"] = Field("auto", description="Log rendering.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus metrics port.")
+
+    @field_validator("format_timeouts", mode="before")
+    @classmethod
+    def _parse_timeouts(cls, value: Any) -> Any:
+        return _parse_mapping(value)
+
+    @field_validator("extractors", mode="before")
+    @classmethod
+    def _parse_extractors(cls, value: Any) -> Any:
+        return _parse_mapping(value)
+
+    @field_validator("file_roots", mode="before")
+    @classmethod
+    def _parse_roots(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
+        return value
+
+    def timeout_for(self, fmt: str) -> float:
+        return self.format_timeouts.get(fmt, self.job_timeout)
+
+
+def _parse_mapping(value: Any) -> Any:
+    """Turn 'a=1,b=2' into a dict; leave dicts alone."""
+    if not isinstance(value, str):
+        return value
+    parsed: dict[str, str] = {}
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        key, sep, item = part.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"expected 'key=value' pairs separated by commas, got {part!r}")
+        parsed[key.strip()] = item.strip()
+    return parsed
+
+
+def env_name(field: str) -> str:
+    return "DATABASE_URL" if field == "database_url" else ENV_PREFIX + field.upper()
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build settings from the environment, then ``overrides`` (CLI flags) on top.
+
+    Raises ``SettingsError`` with one line per bad value, naming where it came from.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in Settings.model_fields:
+        variable = env_name(name)
+        if variable in env and env[variable] != "":
+            values[name] = env[variable]
+            sources[name] = variable
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+            sources[name] = "--" + name.replace("_", "-")
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            where = sources.get(field, env_name(field))
+            lines.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

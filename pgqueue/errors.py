@@ -65,6 +65,10 @@ class AccessDenied(PermanentError):
     """The storage refused access, or the URL points somewhere this worker may not go."""
 
 
+class InvalidFileUrl(PermanentError):
+    """The file URL is malformed, of an unsupported scheme, or outside the allowed places."""
+
+
 class MemoryLimitExceeded(PermanentError):
     """The extraction used more memory than the configured limit."""
 

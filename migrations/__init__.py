@@ -1,0 +1,1 @@
+"""pgqueue's Alembic migrations (shipped in the wheel as ``pgqueue.migrations``)."""

@@ -1,0 +1,69 @@
+"""Alembic environment for pgqueue.
+
+pgqueue keeps its own version table (``pgqueue_alembic_version``) and its own branch label
+(``pgqueue``), so it sits beside a host application's Alembic history without touching it. The
+URL comes from the caller (``pgqueue.migrate``) or ``DATABASE_URL``; the schema from the caller or
+``PGQUEUE_SCHEMA_NAME`` (default ``public``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, inspect, pool, text
+
+from pgqueue.database import sqlalchemy_url
+from pgqueue.migrate import VERSION_TABLE, schema_from_environment, url_from_environment
+from pgqueue.models import metadata
+
+config = context.config
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
+    # ``records`` belongs to PyBase: never create, drop or compare it, and compare the foreign
+    # key to it only where the table exists (the migration adds it only then).
+    if type_ == "table" and name == "records":
+        return False
+    if type_ == "foreign_key_constraint" and getattr(obj, "referred_table", None) is not None:
+        if obj.referred_table.name == "records":
+            return bool(config.attributes.get("records_exists"))
+    return not (type_ == "table" and name == VERSION_TABLE)
+
+
+def run_with(connection: Connection) -> None:
+    schema = config.attributes.get("schema") or schema_from_environment()
+    if schema != "public":
+        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    connection.execute(text("SELECT set_config('search_path', :path, false)"), {"path": f'"{schema}"'})
+    config.attributes["records_exists"] = inspect(connection).has_table("records", schema=schema)
+    # Alembic leaves a transaction it did not begin to its owner: end ours first, so the
+    # migration commits its own.
+    connection.commit()
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        version_table=VERSION_TABLE,
+        version_table_schema=schema,
+        include_object=include_object,
+        compare_type=True,
+        compare_server_default=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        run_with(connection)
+        return
+    url = config.attributes.get("url") or url_from_environment()
+    engine = create_engine(sqlalchemy_url(url), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_with(connection)
+
+
+if context.is_offline_mode():
+    raise SystemExit("pgqueue migrations run online only: set DATABASE_URL")
+run_migrations_online()

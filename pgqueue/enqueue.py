@@ -1,0 +1,221 @@
+"""Enqueue jobs from a web app, inside the caller's own transaction.
+
+The caller's transaction decides: ``enqueue`` runs one INSERT on the connection or session it
+is given and never commits, so a rolled-back request leaves no job (and wakes no worker: the
+NOTIFY trigger fires at commit). Accepted: a psycopg ``Connection``/``AsyncConnection``, or a
+SQLAlchemy ``Session``/``Connection``/``AsyncSession``/``AsyncConnection`` with any driver.
+
+Input is validated before anything is written (``InvalidJob``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from pgqueue import extractors, sql
+
+MAX_FILENAME = 255
+MAX_URL = 2048
+
+
+class InvalidJob(ValueError):
+    """A job request that cannot become a job; nothing was written."""
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """What the web app knows about a file to extract. Validated on creation."""
+
+    filename: str
+    file_url: str
+    file_size: int
+    format: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    record_id: str | uuid.UUID | None = None
+    field_id: str | uuid.UUID | None = None
+    attachment_id: str | uuid.UUID | None = None
+    max_retries: int = 3
+
+    def __post_init__(self) -> None:
+        problems = _problems(self)
+        if problems:
+            raise InvalidJob("; ".join(problems))
+
+    def params(self) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "file_url": self.file_url,
+            "file_size": self.file_size,
+            "format": self.format,
+            "record_id": _uuid_text(self.record_id),
+            "field_id": _uuid_text(self.field_id),
+            "attachment_id": _uuid_text(self.attachment_id),
+            "options": json.dumps(dict(self.options), allow_nan=False),
+            "max_retries": self.max_retries,
+        }
+
+
+@dataclass(frozen=True)
+class EnqueuedJob:
+    id: str
+    status: str
+    existing: bool
+    """True when the attachment already had an active job and that job was returned."""
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    inserted: int
+    skipped: int
+    """Requests whose attachment already had an active job."""
+
+
+def _problems(job: JobRequest) -> list[str]:
+    problems: list[str] = []
+    if not isinstance(job.filename, str) or not job.filename.strip():
+        problems.append("filename must be a non-empty string")
+    elif len(job.filename) > MAX_FILENAME:
+        problems.append(f"filename is longer than {MAX_FILENAME} characters")
+    if not isinstance(job.file_url, str) or not job.file_url.strip():
+        problems.append("file_url must be a non-empty string")
+    elif len(job.file_url) > MAX_URL:
+        problems.append(f"file_url is longer than {MAX_URL} characters")
+    elif not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", job.file_url):
+        problems.append(f"file_url must be a URL such as s3://bucket/key, got {job.file_url[:80]!r}")
+    if isinstance(job.file_size, bool) or not isinstance(job.file_size, int) or job.file_size < 0:
+        problems.append(f"file_size must be a non-negative integer, got {job.file_size!r}")
+    known = extractors.formats()
+    if job.format not in known:
+        problems.append(f"unknown format {job.format!r}; known formats: {', '.join(sorted(known))}")
+    if not isinstance(job.options, Mapping):
+        problems.append(f"options must be a JSON object, got {type(job.options).__name__}")
+    else:
+        try:
+            json.dumps(dict(job.options), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            problems.append(f"options are not JSON: {exc}")
+    for name in ("record_id", "field_id", "attachment_id"):
+        value = getattr(job, name)
+        if value is not None and _uuid_text(value, strict=False) is None:
+            problems.append(f"{name} must be a UUID, got {value!r}")
+    if isinstance(job.max_retries, bool) or not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 100:
+        problems.append(f"max_retries must be an integer from 0 to 100, got {job.max_retries!r}")
+    return problems
+
+
+def _uuid_text(value: str | uuid.UUID | None, strict: bool = True) -> str | None:
+    if value is None:
+        return None
+    try:
+        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+    except ValueError:
+        if strict:
+            raise
+        return None
+
+
+def _named(statement: str) -> str:
+    """psycopg's ``%(name)s`` placeholders as SQLAlchemy's ``:name``."""
+    return re.sub(r"%\((\w+)\)s", r":\1", statement)
+
+
+_ENQUEUE_NAMED = _named(sql.JOB_ENQUEUE)
+
+
+def _request(job: JobRequest | None, fields: dict[str, Any]) -> JobRequest:
+    if job is not None and fields:
+        raise TypeError("give a JobRequest or keyword fields, not both")
+    return job if job is not None else JobRequest(**fields)
+
+
+def _enqueued(row: Any) -> EnqueuedJob:
+    values = dict(row._mapping) if hasattr(row, "_mapping") else dict(row) if isinstance(row, Mapping) else None
+    if values is None:
+        job_id, status, existing = row
+        return EnqueuedJob(str(job_id), str(status), bool(existing))
+    return EnqueuedJob(str(values["id"]), str(values["status"]), bool(values["existing"]))
+
+
+def enqueue(connection: Any, job: JobRequest | None = None, /, **fields: Any) -> EnqueuedJob:
+    """Enqueue one job on a psycopg connection or a SQLAlchemy session or connection.
+
+    Either pass a ``JobRequest`` or its fields as keywords. Does not commit.
+    """
+    request = _request(job, fields)
+    if isinstance(connection, psycopg.Connection):
+        with connection.cursor() as cursor:
+            cursor.execute(sql.JOB_ENQUEUE, request.params())
+            return _enqueued(cursor.fetchone())
+    from sqlalchemy import text
+
+    result = connection.execute(text(_ENQUEUE_NAMED), request.params())
+    return _enqueued(result.one())
+
+
+async def enqueue_async(connection: Any, job: JobRequest | None = None, /, **fields: Any) -> EnqueuedJob:
+    """``enqueue`` for a psycopg ``AsyncConnection`` or a SQLAlchemy ``AsyncSession``/``AsyncConnection``."""
+    request = _request(job, fields)
+    if isinstance(connection, psycopg.AsyncConnection):
+        async with connection.cursor() as cursor:
+            await cursor.execute(sql.JOB_ENQUEUE, request.params())
+            return _enqueued(await cursor.fetchone())
+    from sqlalchemy import text
+
+    result = await connection.execute(text(_ENQUEUE_NAMED), request.params())
+    return _enqueued(result.one())
+
+
+def _copy_rows(jobs: Iterable[JobRequest]) -> Iterable[tuple[Any, ...]]:
+    for job in jobs:
+        params = job.params()
+        yield (
+            params["filename"], params["file_url"], params["file_size"], params["format"],
+            params["record_id"], params["field_id"], params["attachment_id"], params["options"],
+            params["max_retries"],
+        )
+
+
+def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]) -> BulkResult:
+    """Enqueue many jobs with COPY: hundreds of thousands without a round trip per row.
+
+    Runs in the connection's transaction (opening one if it is in autocommit mode) and commits
+    only a transaction it opened itself. Attachments that already have an active job are
+    skipped and counted.
+    """
+    with connection.transaction(), connection.cursor() as cursor:
+        cursor.execute(sql.JOB_STAGING_CREATE)
+        cursor.execute(sql.JOB_STAGING_CLEAR)
+        count = 0
+        with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+            for row in _copy_rows(jobs):
+                copy.write_row(row)
+                count += 1
+        cursor.execute(sql.JOB_STAGING_INSERT)
+        inserted = cursor.rowcount
+        cursor.execute(sql.JOB_STAGING_CLEAR)
+    return BulkResult(inserted=inserted, skipped=count - inserted)
+
+
+async def enqueue_bulk_async(
+    connection: psycopg.AsyncConnection[Any], jobs: Iterable[JobRequest]
+) -> BulkResult:
+    """``enqueue_bulk`` for a psycopg ``AsyncConnection``."""
+    async with connection.transaction(), connection.cursor() as cursor:
+        await cursor.execute(sql.JOB_STAGING_CREATE)
+        await cursor.execute(sql.JOB_STAGING_CLEAR)
+        count = 0
+        async with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+            for row in _copy_rows(jobs):
+                await copy.write_row(row)
+                count += 1
+        await cursor.execute(sql.JOB_STAGING_INSERT)
+        inserted = cursor.rowcount
+        await cursor.execute(sql.JOB_STAGING_CLEAR)
+    return BulkResult(inserted=inserted, skipped=count - inserted)

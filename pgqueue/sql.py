@@ -1,0 +1,273 @@
+"""Every SQL statement pgqueue runs, named ``EntityVerb`` so related ones sort together.
+
+Values are always bound parameters (``%(name)s``, psycopg's style). Each state change is one
+statement guarded by the state it expects, so running it twice, or after another worker moved
+the job, changes nothing: callers compare what came back with what they asked for and log the
+difference. The retry delay lives in the SQL function ``pgqueue_retry_delay`` (migration 0001).
+"""
+
+from __future__ import annotations
+
+# --- jobs: the worker's hot path -----------------------------------------------------------
+
+JOB_CLAIM = """
+WITH due AS (
+    SELECT id
+    FROM extraction_jobs
+    WHERE status = 'pending'
+      AND next_retry_at <= coalesce(%(now)s::timestamptz, now())
+    ORDER BY next_retry_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE extraction_jobs AS job
+SET status = 'processing',
+    worker_id = %(worker_id)s,
+    started_at = now(),
+    updated_at = now()
+FROM due
+WHERE job.id = due.id
+RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.format,
+          job.options, job.retry_count, job.max_retries
+"""
+
+# A batch of outcomes, fenced: only rows still processing and held by this worker change.
+# ``result`` set means success; otherwise ``retryable`` decides between a retry (while retries
+# are left) and failure. Every failed attempt is appended to ``error_history``.
+JOB_FINISH_MANY = """
+WITH outcome AS (
+    SELECT *
+    FROM unnest(
+        %(ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
+        %(error_types)s::text[], %(messages)s::text[]
+    ) AS outcome(id, result, retryable, error_type, message)
+),
+decided AS (
+    SELECT job.id, outcome.result, outcome.error_type, outcome.message,
+           CASE
+               WHEN outcome.result IS NOT NULL THEN 'completed'
+               WHEN outcome.retryable AND job.retry_count < job.max_retries THEN 'pending'
+               ELSE 'failed'
+           END AS new_status
+    FROM extraction_jobs AS job
+    JOIN outcome ON outcome.id = job.id
+    WHERE job.status = 'processing' AND job.worker_id = %(worker_id)s
+    FOR UPDATE OF job
+)
+UPDATE extraction_jobs AS job
+SET status = decided.new_status,
+    result = decided.result,
+    error_message = decided.message,
+    retry_count = job.retry_count + (decided.new_status = 'pending')::int,
+    next_retry_at = CASE
+        WHEN decided.new_status = 'pending' THEN now() + pgqueue_retry_delay(
+            job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
+            %(backoff_jitter)s)
+        ELSE job.next_retry_at
+    END,
+    completed_at = CASE WHEN decided.new_status = 'pending' THEN NULL ELSE now() END,
+    error_history = CASE
+        WHEN decided.result IS NOT NULL THEN job.error_history
+        ELSE job.error_history || jsonb_build_array(jsonb_build_object(
+            'at', now(), 'attempt', job.retry_count + 1, 'error_type', decided.error_type,
+            'message', decided.message, 'worker_id', job.worker_id,
+            'retried', decided.new_status = 'pending'))
+    END,
+    updated_at = now()
+FROM decided
+WHERE job.id = decided.id
+RETURNING job.id::text AS id, job.status, job.retry_count, job.next_retry_at
+"""
+
+# Shutdown hand-back: running jobs go back to pending, due now, without counting an attempt.
+JOB_RELEASE_MANY = """
+WITH released AS (
+    UPDATE extraction_jobs
+    SET status = 'pending', next_retry_at = now(), updated_at = now()
+    WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing' AND worker_id = %(worker_id)s
+    RETURNING id::text AS id
+)
+SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM released
+"""
+
+# Jobs this worker holds in the table but not in memory: a claim committed while its answer
+# was lost with the connection. They were never started, so no attempt is counted.
+JOB_RELEASE_ORPHANS = """
+UPDATE extraction_jobs
+SET status = 'pending', next_retry_at = now(), updated_at = now()
+WHERE worker_id = %(worker_id)s AND status = 'processing'
+  AND NOT (id = ANY(%(held)s::uuid[]))
+RETURNING id::text AS id
+"""
+
+JOB_NEXT_DUE = """
+SELECT min(next_retry_at) AS next_due FROM extraction_jobs WHERE status = 'pending'
+"""
+
+# --- jobs: what the web app and operators do -----------------------------------------------
+
+JOB_CANCEL = """
+WITH cancelled AS (
+    UPDATE extraction_jobs
+    SET status = 'cancelled', completed_at = now(), updated_at = now(),
+        error_message = %(reason)s
+    WHERE id = %(id)s AND status IN ('pending', 'processing')
+    RETURNING id::text AS id
+)
+SELECT id, pg_notify('pgqueue_cancel', id) IS NULL AS notified FROM cancelled
+"""
+
+JOB_GET_STATUS = """
+SELECT id::text AS id, status FROM extraction_jobs WHERE id = %(id)s
+"""
+
+# An operator's retry: a failed or cancelled job gets a fresh set of retries, due now.
+JOB_RETRY = """
+WITH retried AS (
+    UPDATE extraction_jobs
+    SET status = 'pending', retry_count = 0, next_retry_at = now(), completed_at = NULL,
+        result = NULL, updated_at = now()
+    WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+    RETURNING id::text AS id
+)
+SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM retried
+"""
+
+# --- workers: registry, heartbeat, rescue ----------------------------------------------------
+
+WORKER_REGISTER = """
+INSERT INTO pgqueue_workers (id, hostname, pid, slots, version)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(slots)s, %(version)s)
+"""
+
+WORKER_DEREGISTER = """
+DELETE FROM pgqueue_workers WHERE id = %(worker_id)s
+"""
+
+# Proves this worker alive, and says which of the jobs it is running it no longer holds
+# (cancelled, or rescued while it was cut off), so it can stop them.
+WORKER_HEARTBEAT = """
+WITH beat AS (
+    UPDATE pgqueue_workers SET heartbeat_at = now(), updated_at = now()
+    WHERE id = %(worker_id)s
+    RETURNING id
+)
+SELECT EXISTS (SELECT 1 FROM beat) AS registered,
+       ARRAY(
+           SELECT id::text FROM extraction_jobs
+           WHERE id = ANY(%(held)s::uuid[])
+             AND (status <> 'processing' OR worker_id IS DISTINCT FROM %(worker_id)s)
+       ) AS lost
+"""
+
+# Jobs held by a worker that stopped heartbeating (or that is not registered at all) go back
+# to pending as a failed attempt, or fail when their retries are used up. Dead workers leave
+# the registry in the same statement.
+JOB_RESCUE_LOST = """
+WITH dead AS (
+    DELETE FROM pgqueue_workers
+    WHERE heartbeat_at < now() - make_interval(secs => %(worker_timeout)s)
+    RETURNING id
+),
+lost AS (
+    SELECT job.id
+    FROM extraction_jobs AS job
+    WHERE job.status = 'processing'
+      AND NOT EXISTS (
+          SELECT 1 FROM pgqueue_workers AS worker
+          WHERE worker.id = job.worker_id
+            AND worker.heartbeat_at >= now() - make_interval(secs => %(worker_timeout)s)
+      )
+    FOR UPDATE OF job SKIP LOCKED
+)
+UPDATE extraction_jobs AS job
+SET status = CASE WHEN job.retry_count < job.max_retries THEN 'pending' ELSE 'failed' END,
+    retry_count = job.retry_count + (job.retry_count < job.max_retries)::int,
+    next_retry_at = CASE
+        WHEN job.retry_count < job.max_retries THEN now() + pgqueue_retry_delay(
+            job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
+            %(backoff_jitter)s)
+        ELSE job.next_retry_at
+    END,
+    completed_at = CASE WHEN job.retry_count < job.max_retries THEN NULL ELSE now() END,
+    error_message = 'worker lost: the worker running this job stopped heartbeating',
+    error_history = job.error_history || jsonb_build_array(jsonb_build_object(
+        'at', now(), 'attempt', job.retry_count + 1, 'error_type', 'WorkerLost',
+        'message', 'worker lost: the worker running this job stopped heartbeating',
+        'worker_id', job.worker_id, 'retried', job.retry_count < job.max_retries)),
+    updated_at = now()
+FROM lost
+WHERE job.id = lost.id
+RETURNING job.id::text AS id, job.status, job.retry_count, job.worker_id::text AS worker_id,
+          (SELECT count(*) FROM dead) AS dead_workers
+"""
+
+# Finished jobs past their retention, a bounded batch at a time.
+JOB_PRUNE_FINISHED = """
+WITH old AS (
+    SELECT id FROM extraction_jobs
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND completed_at < now() - make_interval(secs => %(retention_seconds)s)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
+"""
+
+# One worker at a time runs maintenance: a session-level advisory lock held while it leads.
+MAINTENANCE_TRY_LEAD = "SELECT pg_try_advisory_lock(%(key)s) AS leader"
+MAINTENANCE_KEY = 7341591
+
+LISTEN_JOBS = "LISTEN pgqueue_jobs"
+LISTEN_CANCEL = "LISTEN pgqueue_cancel"
+CHANNEL_JOBS = "pgqueue_jobs"
+CHANNEL_CANCEL = "pgqueue_cancel"
+
+# --- enqueue ---------------------------------------------------------------------------------
+
+# One job. A second enqueue of an attachment that already has an active job returns that job
+# (the no-op update makes RETURNING see it; ``xmax <> 0`` tells it was not inserted now).
+# Casts are written CAST(... AS ...) so the same text serves psycopg and SQLAlchemy ``text()``.
+JOB_ENQUEUE = """
+INSERT INTO extraction_jobs
+    (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+     max_retries)
+VALUES
+    (%(filename)s, %(file_url)s, %(file_size)s, %(format)s, CAST(%(record_id)s AS uuid),
+     CAST(%(field_id)s AS uuid), CAST(%(attachment_id)s AS uuid), CAST(%(options)s AS jsonb),
+     %(max_retries)s)
+ON CONFLICT (record_id, attachment_id)
+    WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
+DO UPDATE SET updated_at = extraction_jobs.updated_at
+RETURNING CAST(id AS text) AS id, status, (xmax <> 0) AS existing
+"""
+
+# Bulk: COPY into a session-local staging table, then one INSERT ... SELECT that skips
+# attachments that already have an active job.
+JOB_STAGING_CREATE = """
+CREATE TEMP TABLE IF NOT EXISTS pgqueue_incoming (
+    filename text, file_url text, file_size bigint, format text, record_id uuid,
+    field_id uuid, attachment_id uuid, options jsonb, max_retries integer
+) ON COMMIT DELETE ROWS
+"""
+
+JOB_STAGING_COPY = """
+COPY pgqueue_incoming
+    (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+     max_retries)
+FROM STDIN
+"""
+
+JOB_STAGING_INSERT = """
+INSERT INTO extraction_jobs
+    (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+     max_retries)
+SELECT filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+       max_retries
+FROM pgqueue_incoming
+ON CONFLICT (record_id, attachment_id)
+    WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
+DO NOTHING
+"""
+
+JOB_STAGING_CLEAR = "TRUNCATE pgqueue_incoming"

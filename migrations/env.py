@@ -25,9 +25,9 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     # key to it only where the table exists (the migration adds it only then).
     if type_ == "table" and name == "records":
         return False
-    if type_ == "foreign_key_constraint" and getattr(obj, "referred_table", None) is not None:
-        if obj.referred_table.name == "records":
-            return bool(config.attributes.get("records_exists"))
+    referred = getattr(obj, "referred_table", None) if type_ == "foreign_key_constraint" else None
+    if referred is not None and referred.name == "records":
+        return bool(config.attributes.get("records_exists"))
     return not (type_ == "table" and name == VERSION_TABLE)
 
 

@@ -104,6 +104,12 @@ JOB_NEXT_DUE = """
 SELECT min(next_retry_at) AS next_due FROM extraction_jobs WHERE status = 'pending'
 """
 
+JOB_ANY_DUE = """
+SELECT EXISTS (
+    SELECT 1 FROM extraction_jobs WHERE status = 'pending' AND next_retry_at <= now()
+) AS due
+"""
+
 # --- jobs: what the web app and operators do -----------------------------------------------
 
 JOB_CANCEL = """
@@ -212,12 +218,28 @@ WITH old AS (
     FOR UPDATE SKIP LOCKED
 )
 DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
+RETURNING job.id::text AS id
+"""
+
+# Due jobs and the age of the oldest one, for metrics (bounded: counts at most 10,000).
+QUEUE_SAMPLE = """
+SELECT (SELECT count(*) FROM (
+            SELECT 1 FROM extraction_jobs
+            WHERE status = 'pending' AND next_retry_at <= now() LIMIT 10000) AS due_jobs) AS due,
+       extract(epoch FROM now() - (
+            SELECT min(next_retry_at) FROM extraction_jobs
+            WHERE status = 'pending' AND next_retry_at <= now()))::float AS lag_seconds
 """
 
 # One worker at a time runs maintenance: a session-level advisory lock held while it leads.
 MAINTENANCE_TRY_LEAD = "SELECT pg_try_advisory_lock(%(key)s) AS leader"
 MAINTENANCE_KEY = 7341591
 
+SCHEMA_CHECK = """
+SELECT to_regclass('extraction_jobs')::text AS jobs, to_regclass('pgqueue_workers')::text AS workers
+"""
+
+NOTIFY_JOBS = "NOTIFY pgqueue_jobs"
 LISTEN_JOBS = "LISTEN pgqueue_jobs"
 LISTEN_CANCEL = "LISTEN pgqueue_cancel"
 CHANNEL_JOBS = "pgqueue_jobs"

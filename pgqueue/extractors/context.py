@@ -16,11 +16,12 @@ class ExtractionContext:
     time_budget: float = 300.0  # seconds the whole job may take; optional steps stay within it
 
 
-_current: ContextVar[ExtractionContext] = ContextVar("extraction_context", default=ExtractionContext())
+_DEFAULT = ExtractionContext()
+_current: ContextVar[ExtractionContext | None] = ContextVar("extraction_context", default=None)
 
 
 def current() -> ExtractionContext:
-    return _current.get()
+    return _current.get() or _DEFAULT
 
 
 @contextmanager

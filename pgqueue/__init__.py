@@ -1,0 +1,33 @@
+"""pgqueue: a PostgreSQL-native job queue for file-extraction jobs. The table is the queue."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from pgqueue.enqueue import (
+    BulkResult,
+    EnqueuedJob,
+    InvalidJob,
+    JobRequest,
+    enqueue,
+    enqueue_async,
+    enqueue_bulk,
+    enqueue_bulk_async,
+)
+from pgqueue.lifecycle import ExtractionJobStatus
+from pgqueue.settings import Settings, load_settings
+
+__all__ = [
+    "BulkResult",
+    "EnqueuedJob",
+    "ExtractionJobStatus",
+    "InvalidJob",
+    "JobRequest",
+    "Settings",
+    "__version__",
+    "enqueue",
+    "enqueue_async",
+    "enqueue_bulk",
+    "enqueue_bulk_async",
+    "load_settings",
+]

@@ -1,0 +1,117 @@
+"""The claimer: fills free slots with due jobs, one statement per claim.
+
+It wakes on a NOTIFY from the enqueue trigger, on a freed slot, at the next due retry, or on a
+jittered poll. After a failed claim it hands back jobs this worker holds in the table but not
+in memory: a claim that committed while its answer was lost with the connection.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import UTC, datetime
+
+import anyio
+import structlog
+from anyio.abc import TaskGroup
+
+from pgqueue import metrics, sql
+from pgqueue.settings import Settings
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.executor import Executor
+from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
+from pgqueue.worker.state import ClaimedJob, WorkerState
+
+log = structlog.get_logger("pgqueue.claimer")
+
+
+class Claimer:
+    def __init__(
+        self,
+        link: Link,
+        settings: Settings,
+        state: WorkerState,
+        executor: Executor,
+        completer: Completer,
+    ) -> None:
+        self.link = link
+        self.settings = settings
+        self.state = state
+        self.executor = executor
+        self.completer = completer
+        self.burst_done = anyio.Event()
+
+    async def run(self, jobs: TaskGroup) -> None:
+        backoff = Backoff()
+        orphans_possible = False
+        while not self.state.stopping:
+            wake = self.state.new_wake()
+            claimed = -1
+            wait_for = self._poll_delay()
+            if self.state.free_slots > 0:
+                try:
+                    if orphans_possible:
+                        await self._release_orphans()
+                        orphans_possible = False
+                    asked = self.state.free_slots
+                    claimed = await self._claim(jobs, asked)
+                    if claimed < asked:
+                        # Fewer than asked for: nothing else is due now.
+                        wait_for = await self._until_next_due(wait_for)
+                    backoff.reset()
+                except DatabaseUnavailable as exc:
+                    log.warning("database_unavailable", link="claimer", error=str(exc))
+                    orphans_possible = True
+                    wait_for = backoff.next_delay()
+                if claimed == 0 and self.settings.burst and await self._burst_finished():
+                    self.burst_done.set()
+                    return
+                if claimed > 0 and self.state.free_slots > 0:
+                    continue  # there may be more due jobs: claim again at once
+            with anyio.move_on_after(wait_for):
+                await wake.wait()
+
+    async def _claim(self, jobs: TaskGroup, free: int) -> int:
+        started = time.perf_counter()
+        rows = await self.link.fetch(
+            sql.JOB_CLAIM, {"now": None, "limit": free, "worker_id": self.state.worker_id}
+        )
+        metrics.claim_latency.observe(time.perf_counter() - started)
+        for row in rows:
+            job = ClaimedJob.from_row(row)
+            metrics.jobs_claimed.labels(job.format).inc()
+            log.info("job_claimed", job_id=job.id, format=job.format, attempt=job.attempt,
+                     worker_id=self.state.worker_id)
+            running = self.executor.prepare(job)
+            jobs.start_soon(self.executor.execute, running, name=f"job-{job.id}")
+        return len(rows)
+
+    async def _until_next_due(self, default: float) -> float:
+        rows = await self.link.fetch(sql.JOB_NEXT_DUE)
+        next_due: datetime | None = rows[0]["next_due"] if rows else None
+        if next_due is None:
+            return default
+        seconds = (next_due - datetime.now(UTC)).total_seconds()
+        # The database's clock decides when a job is due; a small margin absorbs skew.
+        return max(0.05, min(default, seconds + 0.05))
+
+    async def _release_orphans(self) -> None:
+        rows = await self.link.fetch(
+            sql.JOB_RELEASE_ORPHANS,
+            {"worker_id": self.state.worker_id, "held": list(self.state.running)},
+        )
+        for row in rows:
+            log.warning("job_released", job_id=row["id"], worker_id=self.state.worker_id,
+                        reason="claimed while the connection broke")
+
+    async def _burst_finished(self) -> bool:
+        """In burst mode: done when nothing runs, nothing waits to be written, nothing is due."""
+        await self.state.idle.wait()
+        with anyio.move_on_after(30):
+            while self.completer.pending:
+                await self.completer.empty.wait()
+        due = await self.link.fetch(sql.JOB_ANY_DUE)
+        return not due[0]["due"]
+
+    def _poll_delay(self) -> float:
+        return self.settings.poll_interval * (0.75 + random.random() / 2)

@@ -1,0 +1,65 @@
+"""The executor: runs one claimed job in its slot and hands the outcome to the completer.
+
+A running job can be stopped from outside through its cancel scope (``WorkerState.stop_job``):
+cancelled by a user, no longer held (rescued while this worker was cut off), or shut down. The
+runner kills the child process; only a shutdown hand-back writes to the row afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+import anyio
+import structlog
+
+from pgqueue import metrics
+from pgqueue.jobrun import JobInput, Outcome
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.state import STOP_SHUTDOWN, ClaimedJob, RunningJob, WorkerState
+
+log = structlog.get_logger("pgqueue.executor")
+
+
+class Runner(Protocol):
+    async def run(self, job: JobInput) -> Outcome: ...
+
+    async def aclose(self) -> None: ...
+
+
+class Executor:
+    def __init__(self, state: WorkerState, runner: Runner, completer: Completer) -> None:
+        self.state = state
+        self.runner = runner
+        self.completer = completer
+        self.handed_back: list[ClaimedJob] = []
+
+    def prepare(self, job: ClaimedJob) -> RunningJob:
+        """Register the job as running before its task starts, so slots are counted at once."""
+        running = RunningJob(job, anyio.CancelScope())
+        self.state.add(running)
+        metrics.jobs_running.set(len(self.state.running))
+        return running
+
+    async def execute(self, running: RunningJob) -> None:
+        job = running.job
+        outcome: Outcome | None = None
+        try:
+            with running.scope:
+                try:
+                    outcome = await self.runner.run(job.as_input())
+                except anyio.get_cancelled_exc_class():
+                    raise
+                except Exception as exc:
+                    log.exception("runner_failed", job_id=job.id, format=job.format)
+                    outcome = Outcome.failure(job.id, exc, time.monotonic() - running.started)
+            if outcome is not None:
+                self.completer.submit(job, outcome, running.started)
+            elif running.stop_reason == STOP_SHUTDOWN:
+                self.handed_back.append(job)
+            else:
+                log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,
+                            worker_id=self.state.worker_id, reason=running.stop_reason)
+        finally:
+            self.state.remove(job.id)
+            metrics.jobs_running.set(len(self.state.running))

@@ -1,0 +1,72 @@
+"""The heartbeat: proves this worker alive, and stops jobs it no longer holds.
+
+Each beat is one statement that refreshes the worker's registry row and reports which of the
+jobs running here are no longer ``processing`` under this worker (cancelled, or rescued while
+this worker was cut off from the database). If the registry row is gone, this worker was
+declared lost: its jobs were rescued, so it stops them all and registers again under a new id,
+which fences out any outcome still on its way.
+"""
+
+from __future__ import annotations
+
+import anyio
+import structlog
+
+from pgqueue import __version__, sql
+from pgqueue.settings import Settings
+from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
+from pgqueue.worker.state import STOP_LOST, WorkerState
+
+log = structlog.get_logger("pgqueue.heartbeat")
+
+
+async def register(link: Link, state: WorkerState) -> None:
+    await link.fetch(
+        sql.WORKER_REGISTER,
+        {"worker_id": state.worker_id, "hostname": state.hostname, "pid": state.pid,
+         "slots": state.slots, "version": __version__},
+    )
+    log.info("worker_registered", worker_id=state.worker_id, hostname=state.hostname,
+             pid=state.pid, slots=state.slots)
+
+
+async def register_until_done(link: Link, state: WorkerState) -> None:
+    backoff = Backoff()
+    while True:
+        try:
+            await register(link, state)
+            return
+        except DatabaseUnavailable as exc:
+            log.warning("database_unavailable", link=link.name, error=str(exc))
+            await backoff.wait()
+
+
+async def beat(link: Link, state: WorkerState) -> None:
+    rows = await link.fetch(
+        sql.WORKER_HEARTBEAT, {"worker_id": state.worker_id, "held": list(state.running)}
+    )
+    row = rows[0]
+    for job_id in row["lost"]:
+        if state.stop_job(job_id, STOP_LOST):
+            log.warning("job_stopped", job_id=job_id, worker_id=state.worker_id,
+                        reason="the job is no longer held by this worker")
+    if not row["registered"]:
+        old = state.worker_id
+        for job_id in list(state.running):
+            state.stop_job(job_id, STOP_LOST)
+        state.new_identity()
+        log.error("worker_declared_lost", old_worker_id=old, worker_id=state.worker_id,
+                  reason="no heartbeat reached the database within the worker timeout")
+        await register(link, state)
+
+
+async def heartbeat_loop(link: Link, settings: Settings, state: WorkerState) -> None:
+    backoff = Backoff()
+    while True:
+        await anyio.sleep(settings.heartbeat_interval)
+        try:
+            await beat(link, state)
+            backoff.reset()
+        except DatabaseUnavailable as exc:
+            log.warning("database_unavailable", link=link.name, error=str(exc))
+            await backoff.wait()

@@ -1,0 +1,92 @@
+"""Maintenance, run by one worker at a time: rescue jobs of lost workers, prune old jobs.
+
+Leadership is a session-level advisory lock on the maintenance connection: whoever holds it
+leads until its connection ends, when another worker takes over on its next round.
+"""
+
+from __future__ import annotations
+
+import random
+
+import anyio
+import structlog
+
+from pgqueue import metrics, sql
+from pgqueue.settings import Settings
+from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
+
+log = structlog.get_logger("pgqueue.maintenance")
+
+PRUNE_EVERY = 12  # rounds: pruning a big table is not needed every few seconds
+
+
+class Maintenance:
+    def __init__(self, link: Link, settings: Settings) -> None:
+        self.link = link
+        self.settings = settings
+        self.leading = False
+        self.rounds = 0
+
+    async def run(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                await self.round()
+                backoff.reset()
+                delay = self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
+            except DatabaseUnavailable as exc:
+                self.leading = False  # the lock went with the connection
+                log.warning("database_unavailable", link=self.link.name, error=str(exc))
+                delay = backoff.next_delay()
+            await anyio.sleep(delay)
+
+    async def round(self) -> None:
+        if self.link.connection is None or self.link.connection.closed:
+            self.leading = False
+        if not self.leading:
+            rows = await self.link.fetch(sql.MAINTENANCE_TRY_LEAD, {"key": sql.MAINTENANCE_KEY})
+            self.leading = bool(rows[0]["leader"])
+            if self.leading:
+                log.info("maintenance_leader")
+        if not self.leading:
+            return
+        await self.rescue()
+        if self.rounds % PRUNE_EVERY == 0:
+            await self.prune()
+        await self.sample()
+        self.rounds += 1
+
+    async def rescue(self) -> int:
+        rows = await self.link.fetch(
+            sql.JOB_RESCUE_LOST,
+            {"worker_timeout": self.settings.worker_timeout,
+             "backoff_base": self.settings.backoff_base,
+             "backoff_factor": self.settings.backoff_factor,
+             "backoff_cap": self.settings.backoff_cap,
+             "backoff_jitter": self.settings.backoff_jitter},
+        )
+        for row in rows:
+            log.warning("job_rescued", job_id=row["id"], lost_worker_id=row["worker_id"],
+                        status=row["status"], retry_count=row["retry_count"],
+                        reason="worker lost")
+        return len(rows)
+
+    async def prune(self) -> int:
+        total = 0
+        while True:
+            rows = await self.link.fetch(
+                sql.JOB_PRUNE_FINISHED,
+                {"retention_seconds": self.settings.retention_days * 86400,
+                 "batch": self.settings.prune_batch},
+            )
+            total += len(rows)
+            if len(rows) < self.settings.prune_batch:
+                break
+        if total:
+            log.info("jobs_pruned", count=total, retention_days=self.settings.retention_days)
+        return total
+
+    async def sample(self) -> None:
+        rows = await self.link.fetch(sql.QUEUE_SAMPLE)
+        metrics.queue_due.set(rows[0]["due"])
+        metrics.queue_lag.set(rows[0]["lag_seconds"] or 0)

@@ -1,0 +1,1 @@
+"""The worker: a few small loops, one job each (see main.py for how they fit)."""

@@ -10,6 +10,7 @@ Input is validated before anything is written (``InvalidJob``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import uuid
@@ -189,7 +190,10 @@ def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]
     only a transaction it opened itself. Attachments that already have an active job are
     skipped and counted.
     """
-    with connection.transaction(), connection.cursor() as cursor:
+    # In autocommit mode the COPY and the INSERT need a transaction of their own; otherwise
+    # they join the caller's (psycopg's transaction() would commit an implicit one on exit).
+    scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
+    with scope, connection.cursor() as cursor:
         cursor.execute(sql.JOB_STAGING_CREATE)
         cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0
@@ -207,7 +211,8 @@ async def enqueue_bulk_async(
     connection: psycopg.AsyncConnection[Any], jobs: Iterable[JobRequest]
 ) -> BulkResult:
     """``enqueue_bulk`` for a psycopg ``AsyncConnection``."""
-    async with connection.transaction(), connection.cursor() as cursor:
+    scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
+    async with scope, connection.cursor() as cursor:
         await cursor.execute(sql.JOB_STAGING_CREATE)
         await cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0

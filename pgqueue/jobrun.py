@@ -70,7 +70,7 @@ def run_job(job: JobInput, settings: Settings) -> Outcome:
         with fetch(job.file_url, settings) as path, using(context):
             result = extract(path, options)
         return Outcome(job.id, to_json(result), duration=time.monotonic() - started)
-    except BaseException as exc:  # noqa: BLE001 - every failure becomes an outcome
+    except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
         return Outcome.failure(job.id, exc, time.monotonic() - started)

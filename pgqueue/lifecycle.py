@@ -1,5 +1,5 @@
 """The job lifecycle, written once. The CHECK constraints in ``pgqueue.models``, the fenced
-statements in ``pgqueue.queries`` and the tests all follow this table.
+statements in ``pgqueue.sql`` and the tests all follow this table.
 
 ::
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class ExtractionJobStatus(str, Enum):
+class ExtractionJobStatus(str, Enum):  # noqa: UP042 - as the spec defines it
     """Status of an extraction job. Comments say who moves a job in and out."""
 
     PENDING = "pending"

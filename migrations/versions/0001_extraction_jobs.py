@@ -8,7 +8,7 @@ Generated with ``alembic revision --autogenerate`` from ``pgqueue.models``, then
   wakes nobody.
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-29 08:35:54.572133
 """
 

@@ -47,7 +47,15 @@ def scripted(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         if mode == "always_transient":
             raise StorageUnavailable(f"{name} never works")
         if mode == "crash":
-            os._exit(3)
+            os._exit(3)  # kills whatever process runs it: a child, or with inline isolation the worker
+        if mode == "hang":
+            while True:
+                time.sleep(1)
+        if mode == "allocate":
+            hog = bytearray(script["mebibytes"] * 1024 * 1024)
+            for offset in range(0, len(hog), 4096):
+                hog[offset] = 1  # touch every page so it is really resident
+            return {"allocated": len(hog)}
         return {"name": name, "attempt": attempt, "options": dict(options)}
     finally:
         _append(run_log, f"{name} end {time.time():.6f} {os.getpid()}\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 import sys
@@ -13,7 +14,15 @@ import psycopg
 import pytest
 
 from pgqueue import JobRequest, enqueue_bulk
-from tests.workers import ROOT, Workspace, query, status_counts, unfinished, wait_until, worker_process
+from tests.workers import (
+    ROOT,
+    Workspace,
+    query,
+    status_counts,
+    unfinished,
+    wait_until,
+    worker_process,
+)
 
 
 @pytest.fixture
@@ -61,7 +70,8 @@ def test_four_workers_two_thousand_jobs_with_failures(db_url: str, space: Worksp
         history = row["error_history"]
         attempts = runs[name]
         # No job ran twice at the same time, and every run finished.
-        for (_, end, _), (next_start, _, _) in zip(attempts, attempts[1:], strict=False):
+        assert all(end is not None for _, end, _ in attempts), (name, attempts)
+        for (_, end, _), (next_start, _, _) in itertools.pairwise(attempts):
             assert end is not None and end <= next_start, (name, attempts)
         assert row["retry_count"] <= row["max_retries"]
         mode = script["mode"]

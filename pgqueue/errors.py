@@ -84,6 +84,10 @@ class StorageUnavailable(TransientError):
     """The storage or network failed in a way that may pass."""
 
 
+class ServiceUnavailable(TransientError):
+    """A remote extraction service (Werk24) could not be reached, or failed in a way that may pass."""
+
+
 class ExtractionTimeout(TransientError):
     """The extraction ran past its wall-clock limit."""
 

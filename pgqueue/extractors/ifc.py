@@ -19,7 +19,8 @@ Result keys, besides those of every CAD result:
 - ``spatial_structure`` (option ``spatial``): the spatial tree from the IfcProject down
   (sites, buildings, storeys, spaces, IFC4X3 facilities), each node ``{type, name,
   global_id, elevation, element_count, element_counts, children}``, where the counts are of
-  the elements contained directly in that node;
+  the elements contained directly in that node; children are ordered by elevation (storeys
+  bottom-up), then by name;
 - ``property_sets`` (option ``properties``): aggregated per element class and property set,
   ``{"IfcWall": {"Pset_WallCommon": {"element_count": 8, "properties": {"FireRating":
   {"count": 8, "values": {"REI60": 8}, "values_left_out": 0}}}}}``: how many elements carry
@@ -315,6 +316,9 @@ class _SpatialTree:
                     self.truncated = True
                     break
                 children.append(self.node(child, depth + 1))
+        # The file's order is arbitrary (relations are sets): storeys go bottom-up, then names.
+        children.sort(key=lambda node: (node["elevation"] is None, node["elevation"] or 0.0,
+                                        node["name"] or ""))
         return {
             "type": item.is_a(),
             "name": item.Name,

@@ -117,8 +117,6 @@ def si_unit_name(prefix: str | None, name: str) -> str:
 
 def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     chosen = parse_options(Options, options)
-    if path.stat().st_size == 0:
-        raise CorruptFile("empty file")
     collector = _Collector(assembly=chosen.assembly)
     with open_step(path) as step_file:
         protocol = _check_schema(step_file.header)

@@ -34,6 +34,7 @@ MAX_STATEMENT_CHARS = 64 << 20
 MAX_NESTING = 64
 END_MARKER = "END-ISO-10303-21"
 END_MARKER_WINDOW = 64 * 1024
+MAGIC_WINDOW = 256
 
 _LATIN1_FALLBACK = "pgqueue-step-latin1"
 
@@ -186,7 +187,9 @@ def _statement_end(buffer: str, position: int) -> int:
     return -1
 
 
-def _statements(stream: TextIO, buffer: str) -> Iterator[tuple[int, str]]:
+def _statements(
+    stream: TextIO, buffer: str, chunk_chars: int, max_statement_chars: int
+) -> Iterator[tuple[int, str]]:
     """Yield ``(line, text)`` per statement, text without its ``;``, comments or outer spaces."""
     position = 0
     line = 1
@@ -206,13 +209,13 @@ def _statements(stream: TextIO, buffer: str) -> Iterator[tuple[int, str]]:
                     f"unterminated string or comment): {rest[skipped : skipped + 60]!r}"
                 )
             pending = len(buffer) - position
-            if pending > MAX_STATEMENT_CHARS:
+            if pending > max_statement_chars:
                 raise CorruptFile(
-                    f"line {line}: a record runs past {MAX_STATEMENT_CHARS >> 20} MiB without "
-                    "ending (an unterminated string or comment?)"
+                    f"line {line}: a record runs past {max_statement_chars:,} characters "
+                    "without ending (an unterminated string or comment?)"
                 )
             # Read at least as much as is pending, so one long record costs linear time.
-            chunk = stream.read(max(CHUNK_CHARS, pending))
+            chunk = stream.read(max(chunk_chars, pending))
             exhausted = not chunk
             buffer = buffer[position:] + chunk
             position = 0
@@ -233,8 +236,16 @@ def _statements(stream: TextIO, buffer: str) -> Iterator[tuple[int, str]]:
 class StepFile:
     """An open ISO 10303-21 file: the header is read on opening, records are streamed."""
 
-    def __init__(self, stream: TextIO) -> None:
-        first = stream.read(CHUNK_CHARS)
+    def __init__(
+        self,
+        stream: TextIO,
+        chunk_chars: int = CHUNK_CHARS,
+        max_statement_chars: int = MAX_STATEMENT_CHARS,
+    ) -> None:
+        first = stream.read(chunk_chars)
+        # Enough text to recognise the start, however small the chunks.
+        while len(first) < MAGIC_WINDOW and (more := stream.read(chunk_chars)):
+            first += more
         if not first.strip():
             raise CorruptFile("empty file" if not first else "the file holds only white space")
         if _MAGIC.match(first) is None:
@@ -242,7 +253,7 @@ class StepFile:
                 f"not an ISO 10303-21 (STEP/IFC) file: it does not start with 'ISO-10303-21;' "
                 f"(it starts with {first.lstrip()[:20]!r})"
             )
-        self._statements = _statements(stream, first)
+        self._statements = _statements(stream, first, chunk_chars, max_statement_chars)
         next(self._statements)  # ISO-10303-21
         self.header = self._read_header()
         self.instance_count = 0
@@ -326,10 +337,14 @@ def _unbalanced(text: str) -> bool:
 
 
 @contextmanager
-def open_step(path: Path) -> Iterator[StepFile]:
+def open_step(
+    path: Path,
+    chunk_chars: int = CHUNK_CHARS,
+    max_statement_chars: int = MAX_STATEMENT_CHARS,
+) -> Iterator[StepFile]:
     """Open ``path`` and read its header; raise ``CorruptFile`` when it is not ISO 10303-21."""
     with open(path, encoding="utf-8", errors=_LATIN1_FALLBACK, newline="") as stream:
-        yield StepFile(stream)
+        yield StepFile(stream, chunk_chars, max_statement_chars)
 
 
 def read_header(path: Path) -> Header:

@@ -19,11 +19,17 @@ from pgqueue.models import metadata
 
 config = context.config
 
+# Created by migration 0002 for dashboards; views are not models, so autogenerate skips them.
+DASHBOARD_VIEWS = frozenset({
+    "pgqueue_status_by_format", "pgqueue_queue_lag", "pgqueue_throughput_per_minute",
+    "pgqueue_duration_percentiles", "pgqueue_failure_reasons", "pgqueue_live_workers",
+})
+
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     # ``records`` belongs to PyBase: never create, drop or compare it, and compare the foreign
     # key to it only where the table exists (the migration adds it only then).
-    if type_ == "table" and name == "records":
+    if type_ == "table" and (name == "records" or name in DASHBOARD_VIEWS):
         return False
     referred = getattr(obj, "referred_table", None) if type_ == "foreign_key_constraint" else None
     if referred is not None and referred.name == "records":

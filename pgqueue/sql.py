@@ -293,3 +293,98 @@ DO NOTHING
 """
 
 JOB_STAGING_CLEAR = "TRUNCATE pgqueue_incoming"
+
+# --- reading and steering jobs: the web app and the operator's CLI -------------------------
+# Written with CAST(... AS ...) where a value meets a uuid column, so the same text serves
+# psycopg and SQLAlchemy ``text()`` with any driver.
+
+JOB_GET = """
+SELECT CAST(id AS text) AS id, filename, file_url, file_size, format,
+       CAST(record_id AS text) AS record_id, CAST(field_id AS text) AS field_id,
+       CAST(attachment_id AS text) AS attachment_id, status, options, result, error_message,
+       error_history, retry_count, max_retries, next_retry_at, started_at, completed_at,
+       CAST(worker_id AS text) AS worker_id, created_at, updated_at
+FROM extraction_jobs
+WHERE id = CAST(%(id)s AS uuid)
+"""
+
+# Newest first; empty filter arrays match everything. ``total`` counts every match (before
+# LIMIT), for paging.
+JOB_LIST = """
+SELECT CAST(id AS text) AS id, filename, format, status, retry_count, max_retries,
+       CAST(record_id AS text) AS record_id, created_at, started_at, completed_at,
+       next_retry_at, left(error_message, 200) AS error_message, count(*) OVER () AS total
+FROM extraction_jobs
+WHERE (cardinality(CAST(%(statuses)s AS text[])) = 0 OR status = ANY(CAST(%(statuses)s AS text[])))
+  AND (cardinality(CAST(%(formats)s AS text[])) = 0 OR format = ANY(CAST(%(formats)s AS text[])))
+  AND (CAST(%(record_id)s AS uuid) IS NULL OR record_id = CAST(%(record_id)s AS uuid))
+  AND (CAST(%(since_seconds)s AS double precision) IS NULL
+       OR created_at >= now() - make_interval(secs => CAST(%(since_seconds)s AS double precision)))
+ORDER BY created_at DESC, id
+LIMIT %(limit)s OFFSET %(offset)s
+"""
+
+# An operator's retry of every failed job matching the filters, a bounded batch at a time, with
+# the same fence and the same reset as JOB_RETRY. ``before`` (taken once, from the database's
+# clock) keeps a job that is retried and fails again during the run from being picked twice.
+JOB_RETRY_FAILED_MANY = """
+WITH picked AS (
+    SELECT id
+    FROM extraction_jobs
+    WHERE status = 'failed'
+      AND completed_at <= CAST(%(before)s AS timestamptz)
+      AND (cardinality(CAST(%(formats)s AS text[])) = 0 OR format = ANY(CAST(%(formats)s AS text[])))
+      AND (CAST(%(since_seconds)s AS double precision) IS NULL
+           OR completed_at >= CAST(%(before)s AS timestamptz)
+                              - make_interval(secs => CAST(%(since_seconds)s AS double precision)))
+    ORDER BY completed_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+retried AS (
+    UPDATE extraction_jobs AS job
+    SET status = 'pending', retry_count = 0, next_retry_at = now(), completed_at = NULL,
+        result = NULL, updated_at = now()
+    FROM picked
+    WHERE job.id = picked.id AND job.status = 'failed'
+    RETURNING CAST(job.id AS text) AS id
+)
+SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM retried
+"""
+
+CLOCK_NOW = "SELECT now() AS now"
+
+# --- reports: ``pgqueue status``, over the dashboard views of migration 0002 ---------------
+
+REPORT_STATUS_BY_FORMAT = """
+SELECT format, status, jobs FROM pgqueue_status_by_format ORDER BY format, status
+"""
+
+REPORT_QUEUE_LAG = """
+SELECT due_jobs, oldest_due_at, lag_seconds FROM pgqueue_queue_lag
+"""
+
+REPORT_THROUGHPUT = """
+SELECT count(*) FILTER (WHERE status = 'completed'
+                        AND completed_at >= now() - interval '5 minutes') AS completed_5m,
+       count(*) FILTER (WHERE status = 'failed'
+                        AND completed_at >= now() - interval '5 minutes') AS failed_5m,
+       count(*) FILTER (WHERE status = 'completed') AS completed_1h,
+       count(*) FILTER (WHERE status = 'failed') AS failed_1h
+FROM extraction_jobs
+WHERE status IN ('completed', 'failed') AND completed_at >= now() - interval '1 hour'
+"""
+
+REPORT_LIVE_WORKERS = """
+SELECT CAST(worker_id AS text) AS worker_id, hostname, pid, slots, version, started_at,
+       heartbeat_age_seconds, jobs_held, CAST(held_job_ids AS text[]) AS held_job_ids
+FROM pgqueue_live_workers
+ORDER BY hostname, pid
+"""
+
+REPORT_FAILURE_REASONS = """
+SELECT error_type, message_prefix, jobs, last_seen
+FROM pgqueue_failure_reasons
+ORDER BY jobs DESC, last_seen DESC
+LIMIT %(limit)s
+"""

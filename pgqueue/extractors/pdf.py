@@ -157,7 +157,7 @@ def _page_numbers(pages: Sequence[int] | None, page_count: int) -> list[int]:
 
 def _read_pages(document: Any, numbers: list[int], reading: _Reading, deadline: float) -> None:
     import pypdfium2 as pdfium
-    import pypdfium2.raw as pdfium_c
+    import pypdfium2.raw as pdfium_api
 
     from pgqueue.extractors.pdf_text import read_page_text
 
@@ -178,10 +178,10 @@ def _read_pages(document: Any, numbers: list[int], reading: _Reading, deadline: 
                 "rotation": page.get_rotation(),
             })
             text = read_page_text(page, number, MAX_RUNS_PER_PAGE)
-            reading.object_counts[number] = text.characters + pdfium_c.FPDFPage_CountObjects(page)
+            reading.object_counts[number] = text.characters + pdfium_api.FPDFPage_CountObjects(page)
             if text.characters == 0:
                 reading.empty_pages.append(number)
-                if _has_images(pdfium_c, page):
+                if _has_images(pdfium_api, page):
                     reading.scanned_pages.append(number)
         finally:
             page.close()
@@ -235,11 +235,11 @@ def _drawing_unit(segments: Sequence[Segment]) -> str | None:
     return None
 
 
-def _has_images(pdfium_c: Any, page: Any) -> bool:
-    count = min(pdfium_c.FPDFPage_CountObjects(page), MAX_RUNS_PER_PAGE)
+def _has_images(pdfium_api: Any, page: Any) -> bool:
+    count = min(pdfium_api.FPDFPage_CountObjects(page), MAX_RUNS_PER_PAGE)
     return any(
-        pdfium_c.FPDFPageObj_GetType(pdfium_c.FPDFPage_GetObject(page, index))
-        == pdfium_c.FPDF_PAGEOBJ_IMAGE
+        pdfium_api.FPDFPageObj_GetType(pdfium_api.FPDFPage_GetObject(page, index))
+        == pdfium_api.FPDF_PAGEOBJ_IMAGE
         for index in range(count)
     )
 

@@ -26,7 +26,7 @@ class PageText:
 
 def read_page_text(page: Any, number: int, limit: int) -> PageText:
     """Text runs of a loaded ``pypdfium2.PdfPage``, at most ``limit`` of them."""
-    import pypdfium2.raw as pdfium_c
+    import pypdfium2.raw as pdfium_api
 
     textpage = page.get_textpage()
     try:
@@ -41,7 +41,7 @@ def read_page_text(page: Any, number: int, limit: int) -> PageText:
             text = _clean(textpage.get_text_bounded(left, bottom, right, top))
             if not text:
                 continue
-            size = _font_size(pdfium_c, textpage, left, bottom, right, top)
+            size = _font_size(pdfium_api, textpage, left, bottom, right, top)
             x0, y0, x1, y1 = rotate(left, bottom, right, top)
             segments.append(Segment(text, x0, y0, x1, y1, page=number, font_size=size))
         return PageText(segments, characters, count > limit)
@@ -90,16 +90,16 @@ def _turn(x: float, y: float, width: float, height: float, degrees: int) -> tupl
 
 
 def _font_size(
-    pdfium_c: Any, textpage: Any, left: float, bottom: float, right: float, top: float
+    pdfium_api: Any, textpage: Any, left: float, bottom: float, right: float, top: float
 ) -> float | None:
     """The size text is drawn at: the font's size times the text matrix's vertical scale."""
     reach = min(right - left, top - bottom) / 2
     index = textpage.get_index(left + reach, (bottom + top) / 2, reach + 1, reach + 1)
     if index is None or index < 0:
         return None
-    size = pdfium_c.FPDFText_GetFontSize(textpage, index)
-    matrix = pdfium_c.FS_MATRIX()
-    if not pdfium_c.FPDFText_GetMatrix(textpage, index, ctypes.byref(matrix)):
+    size = pdfium_api.FPDFText_GetFontSize(textpage, index)
+    matrix = pdfium_api.FS_MATRIX()
+    if not pdfium_api.FPDFText_GetMatrix(textpage, index, ctypes.byref(matrix)):
         return float(size) if size > 0 else None
     scaled = float(size) * math.hypot(matrix.c, matrix.d)
     return scaled if math.isfinite(scaled) and scaled > 0 else None

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
+from pgqueue.durations import InvalidDuration, parse_duration
+from pgqueue.lifecycle import ExtractionJobStatus
 from pgqueue.settings import Settings, SettingsError, env_name, load_settings
 
 
@@ -46,6 +50,168 @@ def command_migrate(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def command_enqueue(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    given = commands.EnqueueInput(
+        inputs=arguments.inputs, forced_format=arguments.format, options=arguments.options,
+        manifest=arguments.manifest, skip_bad=arguments.skip_bad, max_retries=arguments.max_retries,
+    )
+    return commands.enqueue(settings_from(arguments), given, arguments.json)
+
+
+def command_status(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    return commands.status(settings_from(arguments), arguments.json)
+
+
+def command_jobs_list(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+    from pgqueue.operations import JobFilter
+
+    where = JobFilter(arguments.status or (), arguments.format or (), arguments.record, arguments.since)
+    return commands.jobs_list(settings_from(arguments), where, arguments.limit, arguments.offset,
+                              arguments.json)
+
+
+def command_jobs_show(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    return commands.jobs_show(settings_from(arguments), arguments.job_id, arguments.json)
+
+
+def command_retry(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    if arguments.all_failed == (arguments.job_id is not None):
+        raise SettingsError("give a job id, or --all-failed (with --format and --since to narrow it)")
+    if arguments.job_id is not None:
+        if arguments.format or arguments.since:
+            raise SettingsError("--format and --since go with --all-failed, not with a job id")
+        return commands.retry(settings_from(arguments), arguments.job_id, arguments.json)
+    return commands.retry_failed(settings_from(arguments), arguments.format or (), arguments.since,
+                                 arguments.json)
+
+
+def command_cancel(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    return commands.cancel(settings_from(arguments), arguments.job_id, arguments.json)
+
+
+def command_purge(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    return commands.purge(settings_from(arguments), arguments.older_than, arguments.batch,
+                          arguments.json)
+
+
+def command_demo(arguments: argparse.Namespace) -> int:
+    from pgqueue import demo
+
+    return demo.run(arguments.data_dir, slots=arguments.slots)
+
+
+def duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except InvalidDuration as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+    return value
+
+
+def database_flags(json_flag: bool = True) -> argparse.ArgumentParser:
+    """Flags every command that talks to the queue shares."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("database")
+    group.add_argument("--database-url", dest="database_url", default=None,
+                       help=f"PostgreSQL URL [env {env_name('database_url')}]")
+    group.add_argument("--schema-name", dest="schema_name", default=None,
+                       help=f"schema holding pgqueue's tables [env {env_name('schema_name')}]")
+    if json_flag:
+        parent.add_argument("--json", action="store_true", help="print JSON for scripts")
+    return parent
+
+
+def add_operator_commands(commands: Any) -> None:
+    shared = database_flags()
+    statuses = [status.value for status in ExtractionJobStatus]
+
+    enqueue = commands.add_parser(
+        "enqueue", parents=[shared], help="enqueue local files, globs, URLs or a manifest",
+        description="Enqueue files. Local files become file:// URLs and their format is read "
+                    "from their content; URLs take it from their extension.",
+    )
+    enqueue.add_argument("inputs", nargs="*", metavar="FILE|GLOB|URL")
+    enqueue.add_argument("--format", default=None, help="force this format for every input")
+    enqueue.add_argument("--options", default=None, metavar="JSON", help="extraction options, a JSON object")
+    enqueue.add_argument("--manifest", type=Path, default=None, metavar="FILE",
+                         help="CSV or JSON lines: filename,file_url,file_size,format"
+                              "[,options,record_id,field_id,attachment_id,max_retries]")
+    enqueue.add_argument("--skip-bad", action="store_true",
+                         help="enqueue the good inputs or lines and report the bad ones")
+    enqueue.add_argument("--max-retries", type=int, default=3, help="retries per job (default 3)")
+    enqueue.set_defaults(handler=command_enqueue)
+
+    status = commands.add_parser("status", parents=[shared],
+                                 help="counts, queue lag, throughput, workers, failure reasons")
+    status.set_defaults(handler=command_status)
+
+    jobs = commands.add_parser("jobs", help="list jobs or show one")
+    jobs_commands = jobs.add_subparsers(dest="jobs_command", required=True, metavar="COMMAND")
+    listing = jobs_commands.add_parser("list", parents=[shared], help="list jobs, newest first")
+    listing.add_argument("--status", action="append", choices=statuses, help="repeatable")
+    listing.add_argument("--format", action="append", help="repeatable")
+    listing.add_argument("--record", default=None, metavar="RECORD_ID")
+    listing.add_argument("--since", type=duration, default=None, metavar="DURATION",
+                         help="created within this long, e.g. 30m, 2h, 7d")
+    listing.add_argument("--limit", type=positive, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.set_defaults(handler=command_jobs_list)
+    show = jobs_commands.add_parser("show", parents=[shared],
+                                    help="one job: its row, error history and result")
+    show.add_argument("job_id", metavar="ID")
+    show.set_defaults(handler=command_jobs_show)
+
+    retry = commands.add_parser("retry", parents=[shared],
+                                help="retry a failed or cancelled job, or all failed jobs")
+    retry.add_argument("job_id", nargs="?", default=None, metavar="ID")
+    retry.add_argument("--all-failed", action="store_true", help="every failed job (filtered)")
+    retry.add_argument("--format", action="append", help="with --all-failed; repeatable")
+    retry.add_argument("--since", type=duration, default=None, metavar="DURATION",
+                       help="with --all-failed: failed within this long")
+    retry.set_defaults(handler=command_retry)
+
+    cancel = commands.add_parser("cancel", parents=[shared], help="cancel a pending or running job")
+    cancel.add_argument("job_id", metavar="ID")
+    cancel.set_defaults(handler=command_cancel)
+
+    purge = commands.add_parser("purge", parents=[shared],
+                                help="delete finished jobs older than a duration")
+    purge.add_argument("--older-than", type=duration, required=True, metavar="DURATION",
+                       help="e.g. 30d; jobs that finished longer ago are deleted")
+    purge.add_argument("--batch", type=positive, default=1000, help="rows deleted per statement")
+    purge.set_defaults(handler=command_purge)
+
+    demo = commands.add_parser(
+        "demo", help="run pgqueue end to end on generated sample files (nothing else needed)"
+    )
+    demo.add_argument("--data-dir", type=Path, default=None,
+                      help="keep the embedded PostgreSQL and samples here (default: a temp folder)")
+    demo.add_argument("--slots", type=positive, default=2, help="jobs the demo worker runs at once")
+    demo.set_defaults(handler=command_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pgqueue", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -58,10 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.add_argument("--database-url", dest="database_url", default=None)
     migrate.add_argument("--schema-name", dest="schema_name", default=None)
     migrate.set_defaults(handler=command_migrate)
+
+    add_operator_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pgqueue.commands import CommandError
+
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
@@ -70,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"pgqueue: {exc}", file=sys.stderr)
         return 2
+    except CommandError as exc:
+        print(f"pgqueue: {exc}", file=sys.stderr)
+        return exc.code
     except KeyboardInterrupt:
         return 130
 

@@ -388,3 +388,9 @@ FROM pgqueue_failure_reasons
 ORDER BY jobs DESC, last_seen DESC
 LIMIT %(limit)s
 """
+
+JOB_COUNT_FINISHED = """
+SELECT count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS finished
+FROM extraction_jobs
+WHERE id = ANY(CAST(%(ids)s AS uuid[]))
+"""

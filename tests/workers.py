@@ -112,7 +112,8 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
 
 def query(db_url: str, statement: str, params: Any = None) -> list[dict[str, Any]]:
     with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-        return conn.execute(statement.encode(), params).fetchall()
+        cursor = conn.execute(statement.encode(), params)
+        return cursor.fetchall() if cursor.description else []
 
 
 def status_counts(db_url: str) -> dict[str, int]:

@@ -166,54 +166,71 @@ SELECT EXISTS (SELECT 1 FROM beat) AS registered,
        ) AS lost
 """
 
+# Maintenance statements run in one worker at a time: each takes a transaction-level advisory
+# lock inside itself and does nothing without it. No lock outlives its statement, so a worker
+# frozen or cut off while "leading" cannot block maintenance for everyone else.
+
 # Jobs held by a worker that stopped heartbeating (or that is not registered at all) go back
 # to pending as a failed attempt, or fail when their retries are used up. Dead workers leave
-# the registry in the same statement.
+# the registry in the same statement, and idle workers are woken to claim the rescued jobs.
 JOB_RESCUE_LOST = """
-WITH dead AS (
+WITH lead AS (
+    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS leader
+),
+dead AS (
     DELETE FROM pgqueue_workers
     WHERE heartbeat_at < now() - make_interval(secs => %(worker_timeout)s)
+      AND (SELECT leader FROM lead)
     RETURNING id
 ),
 lost AS (
     SELECT job.id
     FROM extraction_jobs AS job
     WHERE job.status = 'processing'
+      AND (SELECT leader FROM lead)
       AND NOT EXISTS (
           SELECT 1 FROM pgqueue_workers AS worker
           WHERE worker.id = job.worker_id
             AND worker.heartbeat_at >= now() - make_interval(secs => %(worker_timeout)s)
       )
     FOR UPDATE OF job SKIP LOCKED
+),
+rescued AS (
+    UPDATE extraction_jobs AS job
+    SET status = CASE WHEN job.retry_count < job.max_retries THEN 'pending' ELSE 'failed' END,
+        retry_count = job.retry_count + (job.retry_count < job.max_retries)::int,
+        next_retry_at = CASE
+            WHEN job.retry_count < job.max_retries THEN now() + pgqueue_retry_delay(
+                job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
+                %(backoff_jitter)s)
+            ELSE job.next_retry_at
+        END,
+        completed_at = CASE WHEN job.retry_count < job.max_retries THEN NULL ELSE now() END,
+        error_message = 'worker lost: the worker running this job stopped heartbeating',
+        error_history = job.error_history || jsonb_build_array(jsonb_build_object(
+            'at', now(), 'attempt', job.retry_count + 1, 'error_type', 'WorkerLost',
+            'message', 'worker lost: the worker running this job stopped heartbeating',
+            'worker_id', job.worker_id, 'retried', job.retry_count < job.max_retries)),
+        updated_at = now()
+    FROM lost
+    WHERE job.id = lost.id
+    RETURNING job.id::text AS id, job.status, job.retry_count, job.worker_id::text AS worker_id
 )
-UPDATE extraction_jobs AS job
-SET status = CASE WHEN job.retry_count < job.max_retries THEN 'pending' ELSE 'failed' END,
-    retry_count = job.retry_count + (job.retry_count < job.max_retries)::int,
-    next_retry_at = CASE
-        WHEN job.retry_count < job.max_retries THEN now() + pgqueue_retry_delay(
-            job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
-            %(backoff_jitter)s)
-        ELSE job.next_retry_at
-    END,
-    completed_at = CASE WHEN job.retry_count < job.max_retries THEN NULL ELSE now() END,
-    error_message = 'worker lost: the worker running this job stopped heartbeating',
-    error_history = job.error_history || jsonb_build_array(jsonb_build_object(
-        'at', now(), 'attempt', job.retry_count + 1, 'error_type', 'WorkerLost',
-        'message', 'worker lost: the worker running this job stopped heartbeating',
-        'worker_id', job.worker_id, 'retried', job.retry_count < job.max_retries)),
-    updated_at = now()
-FROM lost
-WHERE job.id = lost.id
-RETURNING job.id::text AS id, job.status, job.retry_count, job.worker_id::text AS worker_id,
-          (SELECT count(*) FROM dead) AS dead_workers
+SELECT rescued.*, (SELECT count(*) FROM dead) AS dead_workers,
+       pg_notify('pgqueue_jobs', '') IS NULL AS notified
+FROM rescued
 """
 
 # Finished jobs past their retention, a bounded batch at a time.
 JOB_PRUNE_FINISHED = """
-WITH old AS (
+WITH lead AS (
+    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS leader
+),
+old AS (
     SELECT id FROM extraction_jobs
     WHERE status IN ('completed', 'failed', 'cancelled')
       AND completed_at < now() - make_interval(secs => %(retention_seconds)s)
+      AND (SELECT leader FROM lead)
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 )
@@ -231,9 +248,7 @@ SELECT (SELECT count(*) FROM (
             WHERE status = 'pending' AND next_retry_at <= now()))::float AS lag_seconds
 """
 
-# One worker at a time runs maintenance: a session-level advisory lock held while it leads.
-MAINTENANCE_TRY_LEAD = "SELECT pg_try_advisory_lock(%(key)s) AS leader"
-MAINTENANCE_KEY = 7341591
+MAINTENANCE_LOCK_KEY = 7341591
 
 SCHEMA_CHECK = """
 SELECT to_regclass('extraction_jobs')::text AS jobs, to_regclass('pgqueue_workers')::text AS workers

@@ -172,7 +172,12 @@ def test_lost_workers_jobs_are_rescued_as_a_failed_attempt(conn: Conn) -> None:
     lost = make_job(conn, "processing", worker_id=dead)
     last_try = make_job(conn, "processing", worker_id=dead, retry_count=3)
     orphan = make_job(conn, "processing")  # held by a worker that never registered
-    rows = conn.execute(sql.JOB_RESCUE_LOST.encode(), {"worker_timeout": 30, **BACKOFF}).fetchall()
+    rescue = {"worker_timeout": 30, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
+    with conn.transaction():  # another worker mid-maintenance: this round does nothing
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", [sql.MAINTENANCE_LOCK_KEY])
+        with psycopg.connect(conn.info.dsn, autocommit=True) as other:
+            assert other.execute(sql.JOB_RESCUE_LOST.encode(), rescue).fetchall() == []
+    rows = conn.execute(sql.JOB_RESCUE_LOST.encode(), rescue).fetchall()
     assert {row["id"]: row["status"] for row in rows} == {
         lost: "pending", last_try: "failed", orphan: "pending",
     }

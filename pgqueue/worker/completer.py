@@ -122,6 +122,7 @@ class Completer:
     def _report(self, batch: list[tuple[ClaimedJob, Outcome, float]], rows: list[dict[str, Any]]) -> None:
         written = {row["id"]: row for row in rows}
         now = time.monotonic()
+        retried = False
         for job, outcome, started in batch:
             fields = {"job_id": job.id, "format": job.format, "attempt": job.attempt,
                       "worker_id": self.state.worker_id}
@@ -135,6 +136,7 @@ class Completer:
                 metrics.jobs_finished.labels(job.format, "completed").inc()
                 log.info("job_completed", **fields, duration=round(outcome.duration, 4))
             elif row["status"] == "pending":
+                retried = True
                 metrics.jobs_finished.labels(job.format, "retried").inc()
                 log.warning("job_retry_scheduled", **fields, error_type=outcome.error_type,
                             error=outcome.error_message, next_retry_at=row["next_retry_at"].isoformat(),
@@ -143,6 +145,8 @@ class Completer:
                 metrics.jobs_finished.labels(job.format, "failed").inc()
                 log.error("job_failed", **fields, error_type=outcome.error_type,
                           error=outcome.error_message, retry_count=row["retry_count"])
+        if retried:
+            self.state.wake_claimer()  # it sleeps until the next due job: that just changed
 
     async def drain(self, deadline: float) -> bool:
         """Flush everything waiting, trying until ``deadline`` (monotonic). True if all written."""

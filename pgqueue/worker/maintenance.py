@@ -1,7 +1,8 @@
-"""Maintenance, run by one worker at a time: rescue jobs of lost workers, prune old jobs.
+"""Maintenance: rescue jobs of lost workers, prune old jobs, sample queue metrics.
 
-Leadership is a session-level advisory lock on the maintenance connection: whoever holds it
-leads until its connection ends, when another worker takes over on its next round.
+Every worker runs this loop; each statement takes a transaction-level advisory lock inside
+itself and does nothing without it, so one worker at a time does the work and no lock is ever
+left behind by a worker that froze or lost its network.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ class Maintenance:
     def __init__(self, link: Link, settings: Settings) -> None:
         self.link = link
         self.settings = settings
-        self.leading = False
         self.rounds = 0
 
     async def run(self) -> None:
@@ -35,21 +35,11 @@ class Maintenance:
                 backoff.reset()
                 delay = self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
             except DatabaseUnavailable as exc:
-                self.leading = False  # the lock went with the connection
                 log.warning("database_unavailable", link=self.link.name, error=str(exc))
                 delay = backoff.next_delay()
             await anyio.sleep(delay)
 
     async def round(self) -> None:
-        if self.link.connection is None or self.link.connection.closed:
-            self.leading = False
-        if not self.leading:
-            rows = await self.link.fetch(sql.MAINTENANCE_TRY_LEAD, {"key": sql.MAINTENANCE_KEY})
-            self.leading = bool(rows[0]["leader"])
-            if self.leading:
-                log.info("maintenance_leader")
-        if not self.leading:
-            return
         await self.rescue()
         if self.rounds % PRUNE_EVERY == 0:
             await self.prune()
@@ -59,7 +49,8 @@ class Maintenance:
     async def rescue(self) -> int:
         rows = await self.link.fetch(
             sql.JOB_RESCUE_LOST,
-            {"worker_timeout": self.settings.worker_timeout,
+            {"lock_key": sql.MAINTENANCE_LOCK_KEY,
+             "worker_timeout": self.settings.worker_timeout,
              "backoff_base": self.settings.backoff_base,
              "backoff_factor": self.settings.backoff_factor,
              "backoff_cap": self.settings.backoff_cap,
@@ -76,7 +67,8 @@ class Maintenance:
         while True:
             rows = await self.link.fetch(
                 sql.JOB_PRUNE_FINISHED,
-                {"retention_seconds": self.settings.retention_days * 86400,
+                {"lock_key": sql.MAINTENANCE_LOCK_KEY,
+                 "retention_seconds": self.settings.retention_days * 86400,
                  "batch": self.settings.prune_batch},
             )
             total += len(rows)

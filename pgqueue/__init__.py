@@ -4,6 +4,16 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from pgqueue.control import (
+    JobChange,
+    JobInfo,
+    cancel,
+    cancel_async,
+    get_job,
+    get_job_async,
+    retry,
+    retry_async,
+)
 from pgqueue.enqueue import (
     BulkResult,
     EnqueuedJob,
@@ -22,12 +32,20 @@ __all__ = [
     "EnqueuedJob",
     "ExtractionJobStatus",
     "InvalidJob",
+    "JobChange",
+    "JobInfo",
     "JobRequest",
     "Settings",
     "__version__",
+    "cancel",
+    "cancel_async",
     "enqueue",
     "enqueue_async",
     "enqueue_bulk",
     "enqueue_bulk_async",
+    "get_job",
+    "get_job_async",
     "load_settings",
+    "retry",
+    "retry_async",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from pgqueue import cli_output, sql
+from pgqueue import cli_output, logs, sql
 from pgqueue.control import get_job
 from pgqueue.embedded import EmbeddedPostgres
 from pgqueue.enqueue import JobRequest, enqueue
@@ -37,6 +37,7 @@ POLL_SECONDS = 0.2
 def run(data_dir: Path | None, slots: int = 2, timeout: float = 600.0) -> int:
     """Run the demo; 0 when every sample was extracted, 1 otherwise."""
     settings = load_settings()
+    logs.configure(settings.log_format, "warning")  # the demo shows progress its own way
     temporary = data_dir is None
     base = Path(tempfile.mkdtemp(prefix="pgqueue-demo-")) if data_dir is None else data_dir.absolute()
     console = cli_output.stderr()
@@ -62,8 +63,8 @@ def run(data_dir: Path | None, slots: int = 2, timeout: float = 600.0) -> int:
         cli_output.render_demo(rows + skipped)
         if not temporary:
             console.print(
-                f"Data kept in {base}. Look around with `pgqueue status` after starting the "
-                f"database again: `pgqueue worker --data-dir {base}` prints its URL."
+                f"The samples, the worker's log and the database are kept in {base}; "
+                f"`pgqueue worker --data-dir {base}` starts that database again and prints its URL."
             )
         return 0 if finished and all(row["status"] == "completed" for row in rows) else 1
     finally:

@@ -8,7 +8,9 @@ registry = CollectorRegistry(auto_describe=True)
 
 jobs_finished = Counter(
     "pgqueue_jobs_finished",
-    "Job runs written back, by format and outcome (completed, retried, failed, lost_race).",
+    "Job runs ended, by format and outcome: written back as completed, retried or failed; "
+    "lost_race (the row moved on before the write-back); or stopped without an outcome: "
+    "cancelled, lost (rescued while this worker was cut off), handed_back (shutdown).",
     ["format", "outcome"],
     registry=registry,
 )
@@ -29,11 +31,12 @@ claim_latency = Histogram(
 jobs_running = Gauge("pgqueue_jobs_running", "Jobs running in this worker now.", registry=registry)
 slots = Gauge("pgqueue_slots", "Slots of this worker.", registry=registry)
 queue_due = Gauge(
-    "pgqueue_queue_due", "Pending jobs due now (sampled by maintenance).", registry=registry
+    "pgqueue_queue_due", "Pending jobs due now, at most 10,000 (sampled by every worker).",
+    registry=registry,
 )
 queue_lag = Gauge(
     "pgqueue_queue_lag_seconds",
-    "Age of the oldest due pending job (sampled by maintenance).",
+    "Seconds the oldest due pending job has waited (sampled by every worker).",
     registry=registry,
 )
 

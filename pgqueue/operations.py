@@ -144,8 +144,8 @@ def purge(conn: psycopg.Connection[Any], older_than: timedelta, batch: int = 100
     Pending and processing jobs are never touched. Each batch commits."""
     deleted = 0
     while True:
-        rows = _fetch(conn, sql.JOB_PRUNE_FINISHED, {
-            "retention_seconds": older_than.total_seconds(), "batch": batch,
+        rows = _fetch(conn, sql.JOB_PURGE_FINISHED, {
+            "older_than_seconds": older_than.total_seconds(), "batch": batch,
         })
         deleted += len(rows)
         if len(rows) < batch:

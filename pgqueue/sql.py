@@ -409,3 +409,17 @@ SELECT count(*) FILTER (WHERE status IN ('completed', 'failed', 'cancelled')) AS
 FROM extraction_jobs
 WHERE id = ANY(CAST(%(ids)s AS uuid[]))
 """
+
+# An operator's purge (``pgqueue purge``): finished jobs older than asked, a bounded batch at a
+# time. Unlike JOB_PRUNE_FINISHED it takes no maintenance lock: it is asked for, not scheduled.
+JOB_PURGE_FINISHED = """
+WITH old AS (
+    SELECT id FROM extraction_jobs
+    WHERE status IN ('completed', 'failed', 'cancelled')
+      AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
+RETURNING CAST(job.id AS text) AS id
+"""

@@ -16,9 +16,19 @@ import structlog
 from pgqueue import metrics
 from pgqueue.jobrun import JobInput, Outcome
 from pgqueue.worker.completer import Completer
-from pgqueue.worker.state import STOP_SHUTDOWN, ClaimedJob, RunningJob, WorkerState
+from pgqueue.worker.state import (
+    STOP_CANCELLED,
+    STOP_LOST,
+    STOP_SHUTDOWN,
+    ClaimedJob,
+    RunningJob,
+    WorkerState,
+)
 
 log = structlog.get_logger("pgqueue.executor")
+
+# The ``outcome`` label of a run stopped from outside, by why it was stopped.
+STOPPED_OUTCOMES = {STOP_CANCELLED: "cancelled", STOP_LOST: "lost", STOP_SHUTDOWN: "handed_back"}
 
 
 class Runner(Protocol):
@@ -55,7 +65,10 @@ class Executor:
                     outcome = Outcome.failure(job.id, exc, time.monotonic() - running.started)
             if outcome is not None:
                 self.completer.submit(job, outcome, running.started)
-            elif running.stop_reason == STOP_SHUTDOWN:
+                return
+            # Stopped from outside: the run ends without an outcome, but it still ended.
+            metrics.jobs_finished.labels(job.format, STOPPED_OUTCOMES.get(running.stop_reason or "", "stopped")).inc()
+            if running.stop_reason == STOP_SHUTDOWN:
                 self.handed_back.append(job)
             else:
                 log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,

@@ -192,17 +192,27 @@ def render_status(report: StatusReport) -> None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
+NARROW = 120  # columns: below this, the job list leaves out tries and creation time
+
+
 def render_job_page(page: JobPage) -> None:
     console = stdout()
+    wide = console.width >= NARROW
+    names = ["id", "file", "format", "status", "tries", "created", "finished", "error"]
+    if not wide:
+        names = [name for name in names if name not in ("tries", "created")]
     table = Table(title_justify="left")
-    for name in ("id", "file", "format", "status", "tries", "created", "finished", "error"):
-        table.add_column(name, overflow="fold" if name == "id" else "ellipsis")
+    for name in names:
+        table.add_column(name, no_wrap=name != "error", min_width=36 if name == "id" else None,
+                         max_width=30 if name == "file" else None, overflow="ellipsis")
     for job in page.jobs:
-        table.add_row(
-            job["id"], _short(job["filename"], 40), job["format"], _status(job["status"]),
-            f"{job['retry_count']}/{job['max_retries']}", _when(job["created_at"]),
-            _when(job["completed_at"]), _short(job["error_message"], 50),
-        )
+        cells = {
+            "id": job["id"], "file": job["filename"], "format": job["format"],
+            "status": _status(job["status"]), "tries": f"{job['retry_count']}/{job['max_retries']}",
+            "created": _when(job["created_at"]), "finished": _when(job["completed_at"]),
+            "error": _short(job["error_message"], 50),
+        }
+        table.add_row(*[cells[name] for name in names])
     console.print(table)
     last = page.offset + len(page.jobs)
     shown = f"jobs {page.offset + 1}-{last} of {page.total}" if page.jobs else f"no jobs of {page.total}"

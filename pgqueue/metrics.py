@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 registry = CollectorRegistry(auto_describe=True)
@@ -39,6 +42,25 @@ queue_lag = Gauge(
     "Seconds the oldest due pending job has waited (sampled by every worker).",
     registry=registry,
 )
+
+
+# Label lookups take a lock and build a tuple each time; at thousands of jobs a second the
+# worker asks for each (format, outcome) child once and keeps it.
+
+
+@cache
+def finished(fmt: str, outcome: str) -> Any:
+    return jobs_finished.labels(fmt, outcome)
+
+
+@cache
+def claimed(fmt: str) -> Any:
+    return jobs_claimed.labels(fmt)
+
+
+@cache
+def duration(fmt: str) -> Any:
+    return job_duration.labels(fmt)
 
 
 def serve(port: int) -> None:

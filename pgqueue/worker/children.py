@@ -34,12 +34,15 @@ only the worker, which lets running jobs finish within ``shutdown_grace``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
+import inspect
 import multiprocessing
 import multiprocessing.forkserver
 import os
 import pickle
+import queue
 import select
 import shutil
 import signal
@@ -47,9 +50,10 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from typing import cast
 
 import anyio
 import structlog
@@ -62,6 +66,7 @@ from pgqueue.settings import Settings
 __all__ = ["ChildPool", "InlineRunner", "Target", "make_runner"]
 
 Target = Callable[[JobInput, Settings], Outcome]
+AsyncTarget = Callable[[JobInput, Settings], Awaitable[Outcome]]
 
 log = structlog.get_logger("pgqueue.children")
 
@@ -71,11 +76,48 @@ _MIB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 
 
-def make_runner(settings: Settings, target: Target = run_job) -> ChildPool | InlineRunner:
-    """The runner ``settings.isolation`` asks for, with ``settings.slots`` slots."""
+def make_runner(
+    settings: Settings, target: Target | AsyncTarget = run_job
+) -> ChildPool | InlineRunner | LoopRunner:
+    """The runner ``settings.isolation`` asks for, with ``settings.slots`` slots.
+
+    A coroutine function as the target runs on the worker's event loop (``LoopRunner``),
+    whatever the isolation: it is for work that waits (a remote service) rather than computes.
+    """
+    if inspect.iscoroutinefunction(target):
+        return LoopRunner(settings, settings.slots, target)
+    sync_target = cast(Target, target)
     if settings.isolation == "inline":
-        return InlineRunner(settings, settings.slots, target)
-    return ChildPool(settings, settings.slots, target)
+        return InlineRunner(settings, settings.slots, sync_target)
+    return ChildPool(settings, settings.slots, sync_target)
+
+
+class LoopRunner:
+    """Runs a coroutine target on the event loop, bounded by the job's timeout.
+
+    Cancelling the awaiting task cancels the coroutine. A coroutine that blocks the loop blocks
+    the whole worker: give only waiting work to this runner.
+    """
+
+    # The executor's cancel scope carries the job's deadline: no second scope per job here.
+    enforces_timeouts = False
+
+    def __init__(self, settings: Settings, size: int, target: AsyncTarget) -> None:
+        self._settings = settings
+        self._target = target
+        self._closed = False
+
+    async def run(self, job: JobInput) -> Outcome:
+        if self._closed:
+            raise RuntimeError("the loop runner is closed")
+        started = time.monotonic()
+        try:
+            return await self._target(job, self._settings)
+        except Exception as exc:
+            return Outcome.failure(job.id, exc, time.monotonic() - started)
+
+    async def aclose(self) -> None:
+        self._closed = True
 
 
 # --- in the child, or in an inline thread ------------------------------------------------------
@@ -201,6 +243,8 @@ class _Child:
 
 class ChildPool:
     """Runs each job in a child process, at most ``size`` at once. See the module's docstring."""
+
+    enforces_timeouts = True  # it kills the child at the job's timeout
 
     def __init__(self, settings: Settings, size: int, target: Target = run_job) -> None:
         if size < 1:
@@ -443,6 +487,8 @@ class InlineRunner:
     extractor that crashes takes the worker with it.
     """
 
+    enforces_timeouts = True  # it abandons the thread at the job's timeout
+
     def __init__(self, settings: Settings, size: int, target: Target = run_job) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size}")
@@ -450,6 +496,7 @@ class InlineRunner:
         self._settings = settings
         self._target = target
         self._limiter = anyio.CapacityLimiter(size)
+        self._threads = _DaemonThreads()
         self._closed = False
 
     async def run(self, job: JobInput) -> Outcome:
@@ -458,47 +505,65 @@ class InlineRunner:
         async with self._limiter:
             started = time.monotonic()
             timeout = self._settings.timeout_for(job.format)
-            call = _ThreadCall(self._target, job, self._settings)
+            loop = asyncio.get_running_loop()
+            answer: asyncio.Future[Outcome] = loop.create_future()
+            target, settings = self._target, self._settings
+
+            def work() -> None:
+                outcome = _call_target(target, job, settings, check_peak=False)
+                loop.call_soon_threadsafe(_settle, answer, outcome)
+
+            self._threads.submit(work)
             try:
                 with anyio.move_on_after(timeout) as scope:
-                    await anyio.wait_readable(call.done)
+                    return await answer
             except BaseException:
                 log.warning("inline_job_abandoned", job_id=job.id, reason="cancelled")
                 raise
-            finally:
-                os.close(call.done)
             if scope.cancelled_caught:
                 log.warning("inline_job_abandoned", job_id=job.id, reason="timeout")
-                message = f"the extraction took longer than {timeout:g} s (its thread runs on)"
-                return Outcome.failure(job.id, ExtractionTimeout(message), time.monotonic() - started)
-            if call.outcome is None:
-                failure = ExtractorCrashed("the extraction thread ended without an outcome")
-                return Outcome.failure(job.id, failure, time.monotonic() - started)
-            return call.outcome
+            message = f"the extraction took longer than {timeout:g} s (its thread runs on)"
+            return Outcome.failure(job.id, ExtractionTimeout(message), time.monotonic() - started)
 
     async def aclose(self) -> None:
         """Nothing to stop: abandoned threads are daemons and end with the process."""
         self._closed = True
 
 
-class _ThreadCall:
-    """One job in a daemon thread; ``done`` reads end-of-file once the thread is through."""
+def _settle(answer: asyncio.Future[Outcome], outcome: Outcome) -> None:
+    if not answer.done():  # an abandoned job's answer arrives after its waiter left
+        answer.set_result(outcome)
 
-    def __init__(self, target: Target, job: JobInput, settings: Settings) -> None:
-        self.outcome: Outcome | None = None
-        self.done, self._done_write = os.pipe()
-        thread = threading.Thread(
-            target=self._work, args=(target, job, settings), name="pgqueue-inline", daemon=True
-        )
-        try:
-            thread.start()
-        except BaseException:
-            os.close(self.done)
-            os.close(self._done_write)
-            raise
 
-    def _work(self, target: Target, job: JobInput, settings: Settings) -> None:
-        try:
-            self.outcome = _call_target(target, job, settings, check_peak=False)
-        finally:
-            os.close(self._done_write)
+class _DaemonThreads:
+    """Reused daemon threads for inline jobs.
+
+    Starting a thread per job costs more than a no-op job; these threads stay and take the next
+    job. A thread whose job was abandoned stays busy and is not idle, so the next job starts a
+    new thread: the runner keeps its capacity. Daemon threads, unlike the
+    threads of anyio's pool, do not keep a worker from exiting while a hung extractor runs.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+
+    def submit(self, work: Callable[[], None]) -> None:
+        with self._lock:
+            start = self._idle == 0
+            if not start:
+                self._idle -= 1
+        if start:
+            threading.Thread(target=self._serve, name="pgqueue-inline", daemon=True).start()
+        self._jobs.put(work)
+
+    def _serve(self) -> None:
+        while True:
+            work = self._jobs.get()
+            try:
+                work()
+            except RuntimeError:  # the event loop closed while the job ran: nobody waits for it
+                log.debug("inline_answer_dropped")
+            with self._lock:
+                self._idle += 1

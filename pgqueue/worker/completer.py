@@ -127,22 +127,22 @@ class Completer:
             fields = {"job_id": job.id, "format": job.format, "attempt": job.attempt,
                       "worker_id": self.state.worker_id}
             row = written.get(job.id)
-            metrics.job_duration.labels(job.format).observe(now - started)
+            metrics.duration(job.format).observe(now - started)
             if row is None:
-                metrics.jobs_finished.labels(job.format, "lost_race").inc()
+                metrics.finished(job.format, "lost_race").inc()
                 log.warning("job_lost_race", **fields,
                             reason="the job was cancelled or rescued before its outcome was written")
             elif row["status"] == "completed":
-                metrics.jobs_finished.labels(job.format, "completed").inc()
+                metrics.finished(job.format, "completed").inc()
                 log.info("job_completed", **fields, duration=round(outcome.duration, 4))
             elif row["status"] == "pending":
                 retried = True
-                metrics.jobs_finished.labels(job.format, "retried").inc()
+                metrics.finished(job.format, "retried").inc()
                 log.warning("job_retry_scheduled", **fields, error_type=outcome.error_type,
                             error=outcome.error_message, next_retry_at=row["next_retry_at"].isoformat(),
                             retry_count=row["retry_count"])
             else:
-                metrics.jobs_finished.labels(job.format, "failed").inc()
+                metrics.finished(job.format, "failed").inc()
                 log.error("job_failed", **fields, error_type=outcome.error_type,
                           error=outcome.error_message, retry_count=row["retry_count"])
         if retried:

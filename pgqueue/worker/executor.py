@@ -14,7 +14,9 @@ import anyio
 import structlog
 
 from pgqueue import metrics
+from pgqueue.errors import ExtractionTimeout
 from pgqueue.jobrun import JobInput, Outcome
+from pgqueue.settings import Settings
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.state import (
     STOP_CANCELLED,
@@ -27,18 +29,26 @@ from pgqueue.worker.state import (
 
 log = structlog.get_logger("pgqueue.executor")
 
+BACKSTOP_MARGIN = 30.0
+
 # The ``outcome`` label of a run stopped from outside, by why it was stopped.
 STOPPED_OUTCOMES = {STOP_CANCELLED: "cancelled", STOP_LOST: "lost", STOP_SHUTDOWN: "handed_back"}
 
 
 class Runner(Protocol):
+    # False: the runner leaves the job's timeout to the executor's cancel scope.
+    enforces_timeouts: bool
+
     async def run(self, job: JobInput) -> Outcome: ...
 
     async def aclose(self) -> None: ...
 
 
 class Executor:
-    def __init__(self, state: WorkerState, runner: Runner, completer: Completer) -> None:
+    def __init__(
+        self, state: WorkerState, runner: Runner, completer: Completer, settings: Settings
+    ) -> None:
+        self.settings = settings
         self.state = state
         self.runner = runner
         self.completer = completer
@@ -54,6 +64,11 @@ class Executor:
     async def execute(self, running: RunningJob) -> None:
         job = running.job
         outcome: Outcome | None = None
+        timeout = self.settings.timeout_for(job.format)
+        # One cancel scope per job serves both stopping it from outside and its deadline. A
+        # runner that enforces timeouts itself (killing a child) gets a later backstop here.
+        margin = BACKSTOP_MARGIN if self.runner.enforces_timeouts else 0.0
+        running.scope.deadline = anyio.current_time() + timeout + margin
         try:
             with running.scope:
                 try:
@@ -63,11 +78,16 @@ class Executor:
                 except Exception as exc:
                     log.exception("runner_failed", job_id=job.id, format=job.format)
                     outcome = Outcome.failure(job.id, exc, time.monotonic() - running.started)
+            if outcome is None and running.stop_reason is None:
+                message = f"the extraction took longer than {timeout:g} s"
+                outcome = Outcome.failure(
+                    job.id, ExtractionTimeout(message), time.monotonic() - running.started
+                )
             if outcome is not None:
                 self.completer.submit(job, outcome, running.started)
                 return
             # Stopped from outside: the run ends without an outcome, but it still ended.
-            metrics.jobs_finished.labels(job.format, STOPPED_OUTCOMES.get(running.stop_reason or "", "stopped")).inc()
+            metrics.finished(job.format, STOPPED_OUTCOMES.get(running.stop_reason or "", "stopped")).inc()
             if running.stop_reason == STOP_SHUTDOWN:
                 self.handed_back.append(job)
             else:

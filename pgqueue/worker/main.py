@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -31,7 +31,9 @@ from pgqueue.worker.state import STOP_SHUTDOWN, WorkerState
 
 log = structlog.get_logger("pgqueue.worker")
 
-Target = Callable[[JobInput, Settings], Outcome]
+# A job function: synchronous (run in a child process or a thread) or a coroutine function
+# (run on the event loop). The default fetches the file and runs the format's extractor.
+Target = Callable[[JobInput, Settings], Outcome] | Callable[[JobInput, Settings], Awaitable[Outcome]]
 
 
 class SchemaMissing(RuntimeError):
@@ -46,7 +48,9 @@ class Worker:
         self.target = target
         self.state = WorkerState(settings.slots)
         url, schema = settings.database_url, settings.schema_name
-        self.claim_link = Link(url, schema, "claimer")
+        # A claim lost in a database crash is harmless: the row is pending again, the run's
+        # write-back is fenced out, and the job runs again. Outcomes stay durable.
+        self.claim_link = Link(url, schema, "claimer", durable=False)
         self.complete_link = Link(url, schema, "completer")
         self.house_link = Link(url, schema, "housekeeping")
         self.maintenance_link = Link(url, schema, "maintenance")
@@ -60,7 +64,7 @@ class Worker:
         await self._check_schema()
         runner = make_runner(settings, self.target)
         completer = Completer(self.complete_link, settings, self.state)
-        executor = Executor(self.state, runner, completer)
+        executor = Executor(self.state, runner, completer, settings)
         claimer = Claimer(self.claim_link, settings, self.state, executor, completer)
         maintenance = Maintenance(self.maintenance_link, settings)
         metrics.slots.set(settings.slots)

@@ -24,6 +24,7 @@ from pgqueue import extractors, sql
 
 MAX_FILENAME = 255
 MAX_URL = 2048
+_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
 class InvalidJob(ValueError):
@@ -58,9 +59,17 @@ class JobRequest:
             "record_id": _uuid_text(self.record_id),
             "field_id": _uuid_text(self.field_id),
             "attachment_id": _uuid_text(self.attachment_id),
-            "options": json.dumps(dict(self.options), allow_nan=False),
+            "options": _options_json(self.options),
             "max_retries": self.max_retries,
         }
+
+    def row(self) -> tuple[Any, ...]:
+        """The COPY row, in ``sql.JOB_STAGING_COPY``'s column order."""
+        return (
+            self.filename, self.file_url, self.file_size, self.format,
+            _uuid_text(self.record_id), _uuid_text(self.field_id), _uuid_text(self.attachment_id),
+            _options_json(self.options), self.max_retries,
+        )
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,24 @@ class BulkResult:
     """Requests whose attachment already had an active job."""
 
 
+def _options_json(options: Mapping[str, Any]) -> str:
+    # Most back-filled jobs have no options: skip the encoder for them.
+    return json.dumps(dict(options), allow_nan=False) if options else "{}"
+
+
 def _problems(job: JobRequest) -> list[str]:
+    if (
+        type(job.filename) is str and 0 < len(job.filename) <= MAX_FILENAME
+        and type(job.file_url) is str and 0 < len(job.file_url) <= MAX_URL
+        and _URL.match(job.file_url) is not None
+        and type(job.file_size) is int and job.file_size >= 0
+        and job.format in extractors.formats()
+        and type(job.options) is dict and not job.options
+        and job.record_id is None and job.field_id is None and job.attachment_id is None
+        and type(job.max_retries) is int and 0 <= job.max_retries <= 100
+        and job.filename.strip()
+    ):
+        return []  # the common case of a back-fill, checked without building messages
     problems: list[str] = []
     if not isinstance(job.filename, str) or not job.filename.strip():
         problems.append("filename must be a non-empty string")
@@ -88,7 +114,7 @@ def _problems(job: JobRequest) -> list[str]:
         problems.append("file_url must be a non-empty string")
     elif len(job.file_url) > MAX_URL:
         problems.append(f"file_url is longer than {MAX_URL} characters")
-    elif not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", job.file_url):
+    elif not _URL.match(job.file_url):
         problems.append(f"file_url must be a URL such as s3://bucket/key, got {job.file_url[:80]!r}")
     if isinstance(job.file_size, bool) or not isinstance(job.file_size, int) or job.file_size < 0:
         problems.append(f"file_size must be a non-negative integer, got {job.file_size!r}")
@@ -173,16 +199,6 @@ async def enqueue_async(connection: Any, job: JobRequest | None = None, /, **fie
     return _enqueued(result.one())
 
 
-def _copy_rows(jobs: Iterable[JobRequest]) -> Iterable[tuple[Any, ...]]:
-    for job in jobs:
-        params = job.params()
-        yield (
-            params["filename"], params["file_url"], params["file_size"], params["format"],
-            params["record_id"], params["field_id"], params["attachment_id"], params["options"],
-            params["max_retries"],
-        )
-
-
 def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]) -> BulkResult:
     """Enqueue many jobs with COPY: hundreds of thousands without a round trip per row.
 
@@ -198,8 +214,8 @@ def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]
         cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0
         with cursor.copy(sql.JOB_STAGING_COPY) as copy:
-            for row in _copy_rows(jobs):
-                copy.write_row(row)
+            for job in jobs:
+                copy.write_row(job.row())
                 count += 1
         cursor.execute(sql.JOB_STAGING_INSERT)
         inserted = cursor.rowcount
@@ -217,8 +233,8 @@ async def enqueue_bulk_async(
         await cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0
         async with cursor.copy(sql.JOB_STAGING_COPY) as copy:
-            for row in _copy_rows(jobs):
-                await copy.write_row(row)
+            for job in jobs:
+                await copy.write_row(job.row())
                 count += 1
         await cursor.execute(sql.JOB_STAGING_INSERT)
         inserted = cursor.rowcount

@@ -12,7 +12,7 @@ Limits that come from settings (page limit, werk24 token) reach built-in extract
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, KeysView, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +43,9 @@ def register_many(mapping: Mapping[str, str]) -> None:
         register(fmt, target)
 
 
-def formats() -> frozenset[str]:
-    """Every format with an extractor in this process."""
-    return frozenset(_registry)
+def formats() -> KeysView[str]:
+    """Every format with an extractor in this process (a live view: enqueue asks per job)."""
+    return _registry.keys()
 
 
 def get(fmt: str) -> Extractor:

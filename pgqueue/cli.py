@@ -213,7 +213,7 @@ def add_operator_commands(commands: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="pgqueue", description=__doc__)
+    parser = argparse.ArgumentParser(prog="pgqueue", description="pgqueue: a PostgreSQL-native job queue for file-extraction jobs.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     worker = commands.add_parser("worker", help="run a worker (same as python worker.py)")

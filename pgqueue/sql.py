@@ -117,14 +117,14 @@ WITH cancelled AS (
     UPDATE extraction_jobs
     SET status = 'cancelled', completed_at = now(), updated_at = now(),
         error_message = %(reason)s
-    WHERE id = %(id)s AND status IN ('pending', 'processing')
+    WHERE id = CAST(%(id)s AS uuid) AND status IN ('pending', 'processing')
     RETURNING id::text AS id
 )
 SELECT id, pg_notify('pgqueue_cancel', id) IS NULL AS notified FROM cancelled
 """
 
 JOB_GET_STATUS = """
-SELECT id::text AS id, status FROM extraction_jobs WHERE id = %(id)s
+SELECT id::text AS id, status FROM extraction_jobs WHERE id = CAST(%(id)s AS uuid)
 """
 
 # An operator's retry: a failed or cancelled job gets a fresh set of retries, due now.
@@ -133,7 +133,7 @@ WITH retried AS (
     UPDATE extraction_jobs
     SET status = 'pending', retry_count = 0, next_retry_at = now(), completed_at = NULL,
         result = NULL, updated_at = now()
-    WHERE id = %(id)s AND status IN ('failed', 'cancelled')
+    WHERE id = CAST(%(id)s AS uuid) AND status IN ('failed', 'cancelled')
     RETURNING id::text AS id
 )
 SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM retried

@@ -142,7 +142,7 @@ def test_live_workers_and_what_they_hold(conn: psycopg.Connection[Any]) -> None:
 
 
 def test_downgrading_to_0001_drops_the_views_and_upgrading_restores_them(db_url: str) -> None:
-    migrate.downgrade(db_url, revision="0001")
+    migrate.downgrade(db_url, revision="pgqueue_0001")
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM information_schema.views WHERE table_schema = 'public'").fetchone() == (0,)
         assert conn.execute("SELECT to_regclass('extraction_jobs') IS NOT NULL").fetchone() == (True,)

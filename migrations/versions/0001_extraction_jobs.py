@@ -7,7 +7,7 @@ Generated with ``alembic revision --autogenerate`` from ``pgqueue.models``, then
   one), which wakes idle workers at once; NOTIFY is sent at commit, so a rolled-back enqueue
   wakes nobody.
 
-Revision ID: 0001
+Revision ID: pgqueue_0001
 Revises:
 Create Date: 2026-11-29 08:35:54.572133
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '0001'
+revision: str = 'pgqueue_0001'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = ('pgqueue',)
 depends_on: str | Sequence[str] | None = None

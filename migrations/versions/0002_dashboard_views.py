@@ -8,8 +8,8 @@ autogenerate does not reflect views, and ``migrations/env.py`` leaves them out a
 The 24-hour views filter on ``completed_at``, which has no index on purpose (an index on a hot
 column costs every write-back); they scan the finished rows kept by the retention setting.
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: pgqueue_0002
+Revises: pgqueue_0001
 Create Date: 2026-11-29 14:10:00.000000
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0002"
-down_revision: str | None = "0001"
+revision: str = "pgqueue_0002"
+down_revision: str | None = "pgqueue_0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -21,6 +21,7 @@ from typing import Any
 import psycopg
 
 from pgqueue import extractors, sql
+from pgqueue.extractors import schemas
 
 MAX_FILENAME = 255
 MAX_URL = 2048
@@ -128,6 +129,9 @@ def _problems(job: JobRequest) -> list[str]:
             json.dumps(dict(job.options), allow_nan=False)
         except (TypeError, ValueError) as exc:
             problems.append(f"options are not JSON: {exc}")
+        else:
+            if problem := schemas.options_problem(job.format, job.options):
+                problems.append(problem)
     for name in ("record_id", "field_id", "attachment_id"):
         value = getattr(job, name)
         if value is not None and _uuid_text(value, strict=False) is None:

@@ -127,6 +127,8 @@ def test_concurrent_enqueues_of_one_attachment_make_one_job(db_url: str, conn: C
         ({"options": [1, 2]}, "options must be a JSON object"),
         ({"options": {"x": float("nan")}}, "options are not JSON"),
         ({"options": {"x": object()}}, "options are not JSON"),
+        ({"options": {"colour": True}}, "unknown option 'colour'"),
+        ({"options": {"layers": "yes"}}, "option 'layers'"),
         ({"record_id": "not-a-uuid"}, "record_id must be a UUID"),
         ({"max_retries": -1}, "max_retries must be an integer"),
     ],

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 
 from pgqueue.errors import CorruptFile, InvalidOptions, UnsupportedFormat
 from pgqueue.extractors.options import OptionsModel, parse_options
@@ -77,10 +77,12 @@ UNIT_KINDS = {
 class Options(OptionsModel):
     """Options of ``ifc`` jobs."""
 
-    properties: bool = True
-    quantities: bool = True
-    spatial: bool = True
-    element_types: list[str] | None = None
+    properties: bool = Field(True, description="Aggregate property sets per IFC class.")
+    quantities: bool = Field(True, description="Aggregate quantity sets (count, sum, min, max).")
+    spatial: bool = Field(True, description="Project > sites > buildings > storeys with counts.")
+    element_types: list[str] | None = Field(
+        None, description="Only these IFC classes in counts and sets (e.g. IfcWall). Unset: all."
+    )
 
     @field_validator("element_types")
     @classmethod

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from pgqueue.errors import CorruptFile, UnsupportedFormat
 from pgqueue.extractors.options import OptionsModel, parse_options
 from pgqueue.extractors.results import Layer, cad_result, geometry_summary
@@ -95,8 +97,10 @@ GEOMETRY_EXTRA_HINT = "install pgqueue[geometry] for bounding box and volume"
 class Options(OptionsModel):
     """Options of ``step`` jobs."""
 
-    assembly: bool = True
-    geometry: bool = False
+    assembly: bool = Field(True, description="Build the assembly tree with quantities.")
+    geometry: bool = Field(
+        False, description="Bounding box and volume; needs the optional OCP extra (pgqueue[geometry])."
+    )
 
 
 def application_protocol(schema: str) -> str | None:

@@ -20,3 +20,21 @@ def test_ci_runs_the_readme_test_command() -> None:
     blocks = re.findall(r"```sh\n(.*?)\n```", README, re.S)
     test_command = next(block for block in blocks if "pytest" in block)
     assert test_command.strip() in (ROOT / ".ci" / "run").read_text()
+
+
+def test_python_examples_compile_and_name_real_functions() -> None:
+    import ast
+
+    import pgqueue
+
+    blocks = re.findall(r"```python\n(.*?)\n```", README, re.S)
+    assert blocks
+    for block in blocks:
+        ast.parse(block)
+        for name in re.findall(r"pgqueue\.(\w+)", block):
+            assert name in pgqueue.__all__, name
+
+
+def test_linked_documents_exist() -> None:
+    for link in re.findall(r"\]\(((?:docs|dashboards|bench)/[^)#]+)\)", README):
+        assert (ROOT / link).exists(), link

@@ -34,9 +34,14 @@ def settings_from(arguments: argparse.Namespace) -> Settings:
 
 
 def command_worker(arguments: argparse.Namespace) -> int:
+    from pgqueue.commands import CommandError
+    from pgqueue.worker.main import SchemaMissing
     from pgqueue.worker.start import start_worker
 
-    return start_worker(settings_from(arguments))
+    try:
+        return start_worker(settings_from(arguments))
+    except SchemaMissing as exc:
+        raise CommandError(str(exc), 2) from None
 
 
 def command_migrate(arguments: argparse.Namespace) -> int:

@@ -199,3 +199,20 @@ def test_a_bad_environment_variable_is_named(space: Workspace) -> None:
                             capture_output=True, timeout=60)
     assert result.returncode == 2
     assert "PGQUEUE_HEARTBEAT_INTERVAL" in result.stderr.decode()
+
+
+def test_a_worker_on_an_unmigrated_database_says_to_migrate(pg_server: Any, space: Workspace) -> None:
+    from tests import database
+
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS unmigrated")
+        admin.execute("CREATE DATABASE unmigrated")
+    url = pg_server.url_for("unmigrated")
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=space.env(url),
+                                cwd=ROOT, capture_output=True, text=True, timeout=60)
+    finally:
+        database.drop(pg_server, url)
+    assert result.returncode == 2
+    assert "run `pgqueue migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -216,3 +216,29 @@ def test_a_worker_on_an_unmigrated_database_says_to_migrate(pg_server: Any, spac
     assert result.returncode == 2
     assert "run `pgqueue migrate` first" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_hand_typed_rows_end_failed_with_a_clear_reason(db_url: str, space: Workspace) -> None:
+    inside = space.files / "real.dxf"
+    inside.write_text("0\nSECTION\n2\nENTITIES\n")  # truncated: no ENDSEC, no EOF
+    rows = [
+        ("a.docx", (space.files / "a.docx").as_uri(), "docx", "{}", "unknown format 'docx'"),
+        ("b.pdf", "gopher://example.com/b.pdf", "pdf", "{}", "gopher"),
+        ("c.pdf", "file:///etc/passwd", "pdf", "{}", "outside"),
+        ("d.dxf", inside.as_uri(), "dxf", '{"layers": "yes"}', "layers"),
+        ("e.dxf", inside.as_uri(), "dxf", "{}", "truncated"),
+        ("f.pdf", "http://127.0.0.1:9/f.pdf", "pdf", "{}", "https"),
+    ]
+    for filename, url, fmt, options, _ in rows:
+        query(db_url, "INSERT INTO extraction_jobs (filename, file_url, file_size, format, options) "
+                      "VALUES (%s, %s, 1, %s, %s::jsonb)", [filename, url, fmt, options])
+    env = space.env(db_url, extractors="", isolation="process", slots=2)
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"], env=env, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = {row["filename"]: row for row in query(
+        db_url, "SELECT filename, status, retry_count, error_message FROM extraction_jobs")}
+    for filename, _, _, _, reason in rows:
+        row = found[filename]
+        assert row["status"] == "failed" and row["retry_count"] == 0, row
+        assert reason in row["error_message"].lower(), row

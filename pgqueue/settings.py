@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "PGQUEUE_"
 
@@ -45,9 +45,11 @@ class Settings(BaseModel):
     )
     poll_interval: float = Field(10.0, gt=0, description="Seconds between polls when idle (jittered).")
     poll_only: bool = Field(False, description="Never LISTEN; only poll (PgBouncer transaction mode).")
-    heartbeat_interval: float = Field(5.0, gt=0, description="Seconds between heartbeats.")
+    heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between heartbeats.")
     worker_timeout: float = Field(30.0, gt=0, description="A worker silent this long is lost.")
-    maintenance_interval: float = Field(5.0, gt=0, description="Seconds between maintenance runs.")
+    maintenance_interval: float = Field(
+        10.0, gt=0, description="Seconds between maintenance runs (rescue, pruning)."
+    )
     shutdown_grace: float = Field(30.0, ge=0, description="Seconds running jobs get after SIGTERM.")
     flush_batch: int = Field(200, ge=1, description="Write-backs per statement, at most.")
     flush_delay: float = Field(0.002, ge=0, description="Seconds a write-back may wait for company.")
@@ -119,6 +121,15 @@ class Settings(BaseModel):
             return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
         return value
 
+    @model_validator(mode="after")
+    def _liveness_is_consistent(self) -> Settings:
+        if self.worker_timeout < 2 * self.heartbeat_interval:
+            raise ValueError(
+                f"worker_timeout ({self.worker_timeout:g} s) must be at least twice "
+                f"heartbeat_interval ({self.heartbeat_interval:g} s), or live workers look lost"
+            )
+        return self
+
     def timeout_for(self, fmt: str) -> float:
         return self.format_timeouts.get(fmt, self.job_timeout)
 
@@ -167,7 +178,10 @@ def load_settings(
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
-            field = str(error["loc"][0]) if error["loc"] else "?"
+            if not error["loc"]:  # a rule across settings
+                lines.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
+            field = str(error["loc"][0])
             where = sources.get(field, env_name(field))
             lines.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

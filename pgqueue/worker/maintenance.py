@@ -43,7 +43,8 @@ class Maintenance:
         await self.rescue()
         if self.rounds % PRUNE_EVERY == 0:
             await self.prune()
-        await self.sample()
+        if self.settings.metrics_port is not None:  # nobody reads the gauges otherwise
+            await self.sample()
         self.rounds += 1
 
     async def rescue(self) -> int:

@@ -9,6 +9,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from tests import database
+from tests.workers import Workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -16,6 +17,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def corpus_dir() -> Path | None:
     path = Path(os.environ.get("PGQUEUE_CORPUS", ROOT.parent / "shared" / "corpus"))
     return path if path.is_dir() else None
+
+
+@pytest.fixture
+def space(tmp_path: Path) -> Workspace:
+    """Files, run log and attempt counters shared by a test and the workers it starts."""
+    return Workspace(tmp_path)
 
 
 @pytest.fixture(scope="session")

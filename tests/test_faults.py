@@ -27,11 +27,6 @@ from tests.workers import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def space(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
 def add_job(db_url: str, space: Workspace, name: str, max_retries: int = 3, **script: Any) -> str:
     url = space.job_file(name, **script)
     rows = query(

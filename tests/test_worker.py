@@ -25,11 +25,6 @@ from tests.workers import (
 )
 
 
-@pytest.fixture
-def space(tmp_path: Path) -> Workspace:
-    return Workspace(tmp_path)
-
-
 def insert_jobs(db_url: str, space: Workspace, scripts: list[dict[str, Any]]) -> list[str]:
     jobs = [
         JobRequest(f"job{n}.pdf", space.job_file(f"job{n}.pdf", **script), 10, "pdf", max_retries=3)

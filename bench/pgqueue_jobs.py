@@ -19,6 +19,13 @@ def noop_target(job: JobInput, settings: Settings) -> Outcome:
     return Outcome(job.id, "{}")
 
 
+async def noop_target_async(job: JobInput, settings: Settings) -> Outcome:
+    """The same job as a coroutine function: pgqueue runs it on the worker's event loop, as
+    procrastinate and pgqueuer run their ``async def`` no-op."""
+    record_run(job.file_url.rpartition("/")[2])
+    return Outcome(job.id, "{}")
+
+
 def trivial_extract(path: Path, options: dict[str, Any]) -> dict[str, Any]:
     """An extractor that reads nothing (the file is named by the job's key): the real path's
     cost without an extractor's."""

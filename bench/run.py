@@ -34,7 +34,10 @@ from bench.worker_main import PROFILE_ENV
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-DRAIN_SYSTEMS = ("pgqueue", "pgqueuer-asyncpg", "pgqueuer-psycopg", "procrastinate", "raw", "raw-batched")
+DRAIN_SYSTEMS = (
+    "pgqueue", "pgqueue-async", "pgqueuer-asyncpg", "pgqueuer-psycopg", "procrastinate", "raw",
+    "raw-batched",
+)
 ENQUEUE_SYSTEMS = ("pgqueue", "pgqueuer-asyncpg", "pgqueuer-psycopg", "procrastinate", "raw")
 LATENCY_SYSTEMS = DRAIN_SYSTEMS
 SHAPES = ((1, 1), (1, 10), (2, 10))
@@ -60,8 +63,8 @@ class Plan:
 
 
 FULL = Plan(
-    reps=3, drain_n=10_000, single_n=5_000, bulk_n=100_000, latency_n=300,
-    table_sizes=(0, 100_000, 1_000_000), real_n=10_000, pgbench_seconds=5,
+    reps=3, drain_n=10_000, single_n=5_000, bulk_n=100_000, latency_n=250,
+    table_sizes=(0, 100_000, 1_000_000), real_n=5_000, pgbench_seconds=5,
     idle_workers=10, idle_seconds=30, memory_rounds=4, memory_per_round=10_000,
 )
 QUICK = Plan(
@@ -157,6 +160,7 @@ class Runner:
             for key in range(self.plan.real_n):  # one small file per job, named by its key
                 (folder / f"{key}.pdf").write_bytes(b"%PDF-1.4\n%%EOF\n")
         variants: list[tuple[str, dict[str, Any], PgqueueSystem]] = [
+            ("async no-op target, on the event loop", {}, PgqueueSystem(coroutine=True)),
             ("inline, no-op target", {"isolation": "inline"}, PgqueueSystem()),
             ("process, no-op target", {"isolation": "process"}, PgqueueSystem()),
             ("inline, run_job + trivial extractor",
@@ -168,7 +172,7 @@ class Runner:
         ]
         for variant, options, system in rotated(variants, rep):
             self.measure("real", {"variant": variant}, rep, self.bench.drain,
-                         "pgqueue", 1, 10, self.plan.real_n, options=options, system=system)
+                         system.name, 1, 10, self.plan.real_n, options=options, system=system)
 
     def idle(self, rep: int) -> None:
         if rep == 0 and "pgqueue" in self.systems:
@@ -197,8 +201,15 @@ def summary(entry: dict[str, Any]) -> str:
 
 def source_version() -> str:
     """The commit measured, and whether the working tree differed from it."""
+    import pgqueue
+
+    root = RESULTS.parent.parent
+    imported = Path(pgqueue.__file__).resolve().parent.parent
+    if imported != root:
+        return f"imported from {imported}"
+
     def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=RESULTS.parent.parent, capture_output=True,
+        result = subprocess.run(["git", *args], cwd=root, capture_output=True,
                                 text=True, check=False)
         return result.stdout.strip()
 

@@ -268,7 +268,7 @@ class Bench:
                 samples.append(memory_sample(worker, "idle after 1,000 jobs"))
                 for number in range(1, rounds + 1):
                     rate = drain(per_round)
-                    samples.append(memory_sample(worker, f"after {number * per_round:,} more jobs", rate))
+                    samples.append(memory_sample(worker, f"after {number * per_round:,} jobs", rate))
                 time.sleep(2)
                 samples.append(memory_sample(worker, "idle at the end"))
             record.check(range(next_key))
@@ -452,12 +452,22 @@ def _normal(text: str) -> str:
     return " ".join(text.split()).rstrip(";").strip()
 
 
+def _as_sent(statement: str) -> str:
+    """A pgqueue statement as the server logs it: psycopg numbers ``%(name)s`` as ``$1``..."""
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
+    return re.sub(r"%\((\w+)\)s", number, statement)
+
+
 def statement_names(statements: list[str]) -> dict[str, int]:
     """Count statements by the name of the pgqueue ``sql`` constant they are, else by text."""
     from pgqueue import sql as pgqueue_sql
 
     named = {
-        _normal(value): name
+        _normal(_as_sent(value)): name
         for name, value in vars(pgqueue_sql).items()
         if name.isupper() and isinstance(value, str)
     }

@@ -7,14 +7,14 @@ from typing import Any
 
 from bench.systems.base import System
 
-NAMES = ("pgqueue", "pgqueuer-asyncpg", "pgqueuer-psycopg", "procrastinate", "raw", "raw-batched")
+NAMES = ("pgqueue", "pgqueue-async", "pgqueuer-asyncpg", "pgqueuer-psycopg", "procrastinate", "raw", "raw-batched")
 
 
 def get(name: str, **options: Any) -> System:
-    if name == "pgqueue":
+    if name in ("pgqueue", "pgqueue-async"):
         from bench.systems.pgqueue_system import PgqueueSystem
 
-        return PgqueueSystem(**options)
+        return PgqueueSystem(**options, coroutine=name == "pgqueue-async")
     if name in ("pgqueuer-asyncpg", "pgqueuer-psycopg"):
         from bench.systems.pgqueuer_system import PgqueuerSystem
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 
-from bench.pgqueue_jobs import TRIVIAL_EXTRACTOR, noop_target
+from bench.pgqueue_jobs import TRIVIAL_EXTRACTOR, noop_target, noop_target_async
 from bench.systems.base import WorkerConfig
 from pgqueue import JobRequest, enqueue, enqueue_bulk, extractors, logs
 from pgqueue.jobrun import run_job
@@ -51,17 +51,19 @@ class PgqueueEnqueuer:
 
 
 class PgqueueSystem:
-    name = "pgqueue"
-    label = "pgqueue"
     queue_table = "extraction_jobs"
     unfinished_sql = (
         "SELECT count(*) FROM extraction_jobs WHERE status IN ('pending', 'processing')"
     )
     succeeded_sql = "SELECT count(*) FROM extraction_jobs WHERE status = 'completed'"
 
-    def __init__(self, real_folder: Path | None = None) -> None:
+    def __init__(self, real_folder: Path | None = None, *, coroutine: bool = False) -> None:
         # With a folder, job N points at the file N.pdf in it (the real path).
         self.real_folder = real_folder
+        # The no-op as a coroutine function, run on the event loop like the peers' no-ops.
+        self.coroutine = coroutine
+        self.name = "pgqueue-async" if coroutine else "pgqueue"
+        self.label = "pgqueue (async no-op)" if coroutine else "pgqueue"
 
     def install(self, url: str) -> None:
         upgrade(url)
@@ -72,7 +74,9 @@ class PgqueueSystem:
             yield PgqueueEnqueuer(conn, self.real_folder)
 
     def describe(self, slots: int) -> str:
-        return f"Worker(slots={slots}, isolation=inline), defaults otherwise, log_level=warning"
+        target = "async def no-op (on the event loop)" if self.coroutine else "def no-op (in a thread)"
+        return (f"Worker(settings, target={target}), slots={slots}, isolation=inline, "
+                "log_level=warning, defaults otherwise")
 
     @staticmethod
     def settings(config: WorkerConfig) -> Settings:
@@ -97,5 +101,7 @@ class PgqueueSystem:
         settings = self.settings(config)
         logs.configure(settings.log_format, settings.log_level)
         extractors.register_many(settings.extractors)
-        target = run_job if config.options.get("real") else noop_target
-        run(settings, target)
+        if config.options.get("real"):
+            run(settings, run_job)
+        else:
+            run(settings, noop_target_async if self.coroutine else noop_target)

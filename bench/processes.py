@@ -116,9 +116,21 @@ def rss_kib(pid: int) -> int:
 
 def children_of(pid: int) -> list[int]:
     found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(FileNotFoundError):
-            found += [int(child) for child in (task / "children").read_text().split()]
+    with contextlib.suppress(FileNotFoundError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                found += [int(child) for child in (task / "children").read_text().split()]
+    return found
+
+
+def descendants_of(pid: int) -> list[int]:
+    """Children, their children, and so on (job processes are children of a fork server)."""
+    found: list[int] = []
+    waiting = children_of(pid)
+    while waiting:
+        child = waiting.pop()
+        found.append(child)
+        waiting += children_of(child)
     return found
 
 
@@ -126,8 +138,9 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
-    """CPU time of a process and of its live children; with ``reaped``, also of children it
-    has waited for (the postmaster reaps every backend that ended)."""
+    """CPU time of a process and of its live descendants; with ``reaped``, also of the ended
+    children they waited for (backends reaped by the postmaster, job processes replaced in a
+    pool and reaped by its fork server)."""
     def own(process: int) -> float:
         try:
             fields = Path(f"/proc/{process}/stat").read_text().rpartition(")")[2].split()
@@ -135,11 +148,8 @@ def cpu_seconds(pid: int, *, reaped: bool = False) -> float:
             return 0.0
         # After the command name: state is field 3, utime 14, stime 15, cutime 16, cstime 17.
         ticks = int(fields[11]) + int(fields[12])
-        if reaped and process == pid:
+        if reaped:
             ticks += int(fields[13]) + int(fields[14])
         return ticks / _TICK
 
-    total = own(pid)
-    with contextlib.suppress(FileNotFoundError):
-        total += sum(own(child) for child in children_of(pid))
-    return total
+    return own(pid) + sum(own(child) for child in descendants_of(pid))

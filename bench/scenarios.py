@@ -33,7 +33,7 @@ import psycopg
 from psycopg import sql
 
 from bench import systems
-from bench.processes import WorkerProcess, children_of, cpu_seconds, rss_kib, workers
+from bench.processes import WorkerProcess, cpu_seconds, descendants_of, rss_kib, workers
 from bench.record import RunRecord
 from bench.server import BenchServer, scalar, vacuum_analyze
 from bench.systems.base import BULK_BATCH, System, WorkerConfig
@@ -127,7 +127,10 @@ class Bench:
         }
 
     def cpu(self, started: list[WorkerProcess]) -> tuple[float, float]:
-        return sum(cpu_seconds(worker.pid) for worker in started), self.server.cpu_seconds()
+        return (
+            sum(cpu_seconds(worker.pid, reaped=True) for worker in started),
+            self.server.cpu_seconds(),
+        )
 
     # --- enqueue -----------------------------------------------------------------------------
 
@@ -480,7 +483,8 @@ def statement_names(statements: list[str]) -> dict[str, int]:
 
 
 def memory_sample(worker: WorkerProcess, when: str, rate: float | None = None) -> dict[str, Any]:
-    children = children_of(worker.pid)
+    # The fork server, its job children and multiprocessing's resource tracker.
+    children = descendants_of(worker.pid)
     return {
         "when": when,
         "parent_rss_kib": rss_kib(worker.pid),

@@ -215,7 +215,6 @@ def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]
     scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
     with scope, connection.cursor() as cursor:
         cursor.execute(sql.JOB_STAGING_CREATE)
-        cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0
         with cursor.copy(sql.JOB_STAGING_COPY) as copy:
             for job in jobs:
@@ -234,7 +233,6 @@ async def enqueue_bulk_async(
     scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
     async with scope, connection.cursor() as cursor:
         await cursor.execute(sql.JOB_STAGING_CREATE)
-        await cursor.execute(sql.JOB_STAGING_CLEAR)
         count = 0
         async with cursor.copy(sql.JOB_STAGING_COPY) as copy:
             for job in jobs:

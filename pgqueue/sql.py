@@ -307,7 +307,9 @@ ON CONFLICT (record_id, attachment_id)
 DO NOTHING
 """
 
-JOB_STAGING_CLEAR = "TRUNCATE pgqueue_incoming"
+# The staging table is empty between calls: each call deletes what it staged (cheaper than
+# TRUNCATE for a thousand rows), and ON COMMIT DELETE ROWS empties it after a failed call.
+JOB_STAGING_CLEAR = "DELETE FROM pgqueue_incoming"
 
 # --- reading and steering jobs: the web app and the operator's CLI -------------------------
 # Written with CAST(... AS ...) where a value meets a uuid column, so the same text serves

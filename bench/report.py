@@ -263,6 +263,10 @@ def render(r: Results) -> str:
             described.append([LABELS[name], systems.get(name).describe(10)])
     lines += table(["system", "worker settings, as for 10 slots (1 slot: 1 instead of 10)"],
                    described)
+    loads = [e["load_1min"] for e in r.entries if "load_1min" in e]
+    if loads:
+        lines += [f"One-minute load average after each measurement: {min(loads):.1f}-{max(loads):.1f} "
+                  f"(median {statistics.median(loads):.1f}); 2 CPUs.", ""]
     failures = [e for e in r.entries if "error" in e]
     if failures:
         lines += ["## Failed measurements", ""]
@@ -271,7 +275,7 @@ def render(r: Results) -> str:
 
 
 def describe_entry(entry: dict[str, Any]) -> str:
-    skip = {"scenario", "error", "wall_seconds"}
+    skip = {"scenario", "error", "wall_seconds", "load_1min"}
     return ", ".join(f"{k}={v}" for k, v in entry.items() if k not in skip)
 
 

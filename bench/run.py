@@ -103,6 +103,7 @@ class Runner:
             status = "FAILED " + entry["error"]
             traceback.print_exc()
         entry["wall_seconds"] = time.monotonic() - began
+        entry["load_1min"] = round(os.getloadavg()[0], 2)  # others' work shows up here
         self.results.append(entry)
         print(f"[{scenario} rep {rep + 1}] {label}: {status} ({entry['wall_seconds']:.0f} s)", flush=True)
 

@@ -39,7 +39,7 @@ def corpus_files(corpus: Path | None, scratch: Path) -> list[tuple[Path, str]]:
 
 
 async def measure(files: list[tuple[Path, str]], children: int, rounds: int, root: Path) -> dict[str, float]:
-    settings = Settings(file_roots=(root,), slots=children, isolation="process")
+    settings = Settings.model_validate({"file_roots": (root,), "slots": children})
     pool = ChildPool(settings, children)
     per_file: dict[str, list[float]] = {}
     try:

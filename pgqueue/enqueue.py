@@ -207,23 +207,32 @@ def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]
     """Enqueue many jobs with COPY: hundreds of thousands without a round trip per row.
 
     Runs in the connection's transaction (opening one if it is in autocommit mode) and commits
-    only a transaction it opened itself. Attachments that already have an active job are
-    skipped and counted.
+    only a transaction it opened itself. Jobs without an attachment are copied straight into the
+    table; jobs with one go through a staging table so that attachments which already have an
+    active job are skipped (and counted).
     """
-    # In autocommit mode the COPY and the INSERT need a transaction of their own; otherwise
-    # they join the caller's (psycopg's transaction() would commit an implicit one on exit).
+    # In autocommit mode the statements need a transaction of their own; otherwise they join
+    # the caller's (psycopg's transaction() would commit an implicit one on exit).
     scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
+    attached: list[JobRequest] = []
     with scope, connection.cursor() as cursor:
-        cursor.execute(sql.JOB_STAGING_CREATE)
-        count = 0
-        with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+        with cursor.copy(sql.JOB_COPY) as copy:
             for job in jobs:
-                copy.write_row(job.row())
-                count += 1
-        cursor.execute(sql.JOB_STAGING_INSERT)
-        inserted = cursor.rowcount
-        cursor.execute(sql.JOB_STAGING_CLEAR)
-    return BulkResult(inserted=inserted, skipped=count - inserted)
+                if job.attachment_id is None:
+                    copy.write_row(job.row())
+                else:
+                    attached.append(job)
+        inserted = max(cursor.rowcount, 0)
+        staged = 0
+        if attached:
+            cursor.execute(sql.JOB_STAGING_CREATE)
+            with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+                for job in attached:
+                    copy.write_row(job.row())
+            cursor.execute(sql.JOB_STAGING_INSERT)
+            staged = cursor.rowcount
+            cursor.execute(sql.JOB_STAGING_CLEAR)
+    return BulkResult(inserted=inserted + staged, skipped=len(attached) - staged)
 
 
 async def enqueue_bulk_async(
@@ -231,14 +240,22 @@ async def enqueue_bulk_async(
 ) -> BulkResult:
     """``enqueue_bulk`` for a psycopg ``AsyncConnection``."""
     scope = connection.transaction() if connection.autocommit else contextlib.nullcontext()
+    attached: list[JobRequest] = []
     async with scope, connection.cursor() as cursor:
-        await cursor.execute(sql.JOB_STAGING_CREATE)
-        count = 0
-        async with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+        async with cursor.copy(sql.JOB_COPY) as copy:
             for job in jobs:
-                await copy.write_row(job.row())
-                count += 1
-        await cursor.execute(sql.JOB_STAGING_INSERT)
-        inserted = cursor.rowcount
-        await cursor.execute(sql.JOB_STAGING_CLEAR)
-    return BulkResult(inserted=inserted, skipped=count - inserted)
+                if job.attachment_id is None:
+                    await copy.write_row(job.row())
+                else:
+                    attached.append(job)
+        inserted = max(cursor.rowcount, 0)
+        staged = 0
+        if attached:
+            await cursor.execute(sql.JOB_STAGING_CREATE)
+            async with cursor.copy(sql.JOB_STAGING_COPY) as copy:
+                for job in attached:
+                    await copy.write_row(job.row())
+            await cursor.execute(sql.JOB_STAGING_INSERT)
+            staged = cursor.rowcount
+            await cursor.execute(sql.JOB_STAGING_CLEAR)
+    return BulkResult(inserted=inserted + staged, skipped=len(attached) - staged)

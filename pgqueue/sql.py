@@ -279,8 +279,16 @@ DO UPDATE SET updated_at = extraction_jobs.updated_at
 RETURNING CAST(id AS text) AS id, status, (xmax <> 0) AS existing
 """
 
-# Bulk: COPY into a session-local staging table, then one INSERT ... SELECT that skips
-# attachments that already have an active job.
+# Bulk, for rows without an attachment: they cannot conflict, so they go straight in.
+JOB_COPY = """
+COPY extraction_jobs
+    (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+     max_retries)
+FROM STDIN
+"""
+
+# Bulk, for rows with an attachment: COPY into a session-local staging table, then one
+# INSERT ... SELECT that skips attachments that already have an active job.
 JOB_STAGING_CREATE = """
 CREATE TEMP TABLE IF NOT EXISTS pgqueue_incoming (
     filename text, file_url text, file_size bigint, format text, record_id uuid,

@@ -167,3 +167,24 @@ def test_bulk_enqueue_async_is_rolled_back_with_the_caller(db_url: str, conn: Co
 
     anyio.run(backfill)
     assert count(conn) == 0
+
+
+def test_bulk_enqueue_wakes_workers_once_per_statement(db_url: str, conn: Conn) -> None:
+    record = uuid.uuid4()
+    jobs = [JobRequest(f"p{n}.pdf", f"s3://b/p{n}", 1, "pdf") for n in range(500)]
+    jobs += [JobRequest(f"a{n}.pdf", f"s3://b/a{n}", 1, "pdf", record_id=record, attachment_id=uuid.uuid4())
+             for n in range(3)]
+    with psycopg.connect(db_url, autocommit=True) as listener:
+        listener.execute("LISTEN pgqueue_jobs")
+        with psycopg.connect(db_url) as web:
+            assert enqueue_bulk(web, jobs) == pgqueue_bulk_result(503, 0)
+            web.commit()
+        received = list(listener.notifies(timeout=1))
+    assert 1 <= len(received) <= 2  # the direct COPY and the staged INSERT, never one per row
+    assert count(conn) == 503
+
+
+def pgqueue_bulk_result(inserted: int, skipped: int) -> object:
+    from pgqueue import BulkResult
+
+    return BulkResult(inserted=inserted, skipped=skipped)

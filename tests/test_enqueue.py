@@ -12,7 +12,15 @@ from sqlalchemy import create_engine, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
-from pgqueue import InvalidJob, JobRequest, enqueue, enqueue_async, enqueue_bulk, enqueue_bulk_async
+from pgqueue import (
+    BulkResult,
+    InvalidJob,
+    JobRequest,
+    enqueue,
+    enqueue_async,
+    enqueue_bulk,
+    enqueue_bulk_async,
+)
 from pgqueue.database import sqlalchemy_url
 
 Conn = psycopg.Connection[Any]
@@ -177,14 +185,9 @@ def test_bulk_enqueue_wakes_workers_once_per_statement(db_url: str, conn: Conn) 
     with psycopg.connect(db_url, autocommit=True) as listener:
         listener.execute("LISTEN pgqueue_jobs")
         with psycopg.connect(db_url) as web:
-            assert enqueue_bulk(web, jobs) == pgqueue_bulk_result(503, 0)
+            assert enqueue_bulk(web, jobs) == BulkResult(inserted=503, skipped=0)
             web.commit()
         received = list(listener.notifies(timeout=1))
     assert 1 <= len(received) <= 2  # the direct COPY and the staged INSERT, never one per row
     assert count(conn) == 503
 
-
-def pgqueue_bulk_result(inserted: int, skipped: int) -> object:
-    from pgqueue import BulkResult
-
-    return BulkResult(inserted=inserted, skipped=skipped)

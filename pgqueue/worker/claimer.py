@@ -85,6 +85,12 @@ class Claimer:
         )
         metrics.claim_latency.observe(time.perf_counter() - started)
         for row in rows:
+            if row["id"] in self.state.running:
+                # The row says this worker claimed it again while its run goes on (it was
+                # pending again after a database crash): let the running one finish it.
+                log.warning("job_reclaimed_while_running", job_id=row["id"],
+                            worker_id=self.state.worker_id)
+                continue
             job = ClaimedJob.from_row(row)
             metrics.claimed(job.format).inc()
             log.info("job_claimed", job_id=job.id, format=job.format, attempt=job.attempt,

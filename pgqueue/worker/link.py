@@ -28,13 +28,10 @@ class DatabaseUnavailable(Exception):
 
 
 class Link:
-    def __init__(self, url: str, schema: str, name: str, durable: bool = True) -> None:
+    def __init__(self, url: str, schema: str, name: str) -> None:
         self.url = psycopg_url(url)
         self.schema = schema
         self.name = name
-        # A link whose commits may be lost in a database crash without harm says so: its
-        # commits then do not wait for the WAL to reach the disk.
-        self.durable = durable
         self.connection: psycopg.AsyncConnection[dict[str, Any]] | None = None
 
     async def connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
@@ -50,8 +47,6 @@ class Link:
                 **KEEPALIVE,
                 **connect_options(self.schema),
             )
-            if not self.durable:
-                await self.connection.execute(b"SET synchronous_commit = off")
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailable(str(exc).strip()) from exc
         return self.connection

@@ -48,9 +48,9 @@ class Worker:
         self.target = target
         self.state = WorkerState(settings.slots)
         url, schema = settings.database_url, settings.schema_name
-        # A claim lost in a database crash is harmless: the row is pending again, the run's
-        # write-back is fenced out, and the job runs again. Outcomes stay durable.
-        self.claim_link = Link(url, schema, "claimer", durable=False)
+        # Claims commit durably: a claim lost in a database crash would let the job be claimed
+        # again (by another worker, or by this one) while its first run goes on.
+        self.claim_link = Link(url, schema, "claimer")
         self.complete_link = Link(url, schema, "completer")
         self.house_link = Link(url, schema, "housekeeping")
         self.maintenance_link = Link(url, schema, "maintenance")

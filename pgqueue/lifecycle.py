@@ -62,6 +62,3 @@ TRANSITIONS: dict[tuple[ExtractionJobStatus, ExtractionJobStatus], str] = {
     (ExtractionJobStatus.CANCELLED, ExtractionJobStatus.PENDING): "operator retry",
 }
 
-
-def is_final(status: str) -> bool:
-    return status in FINAL_STATUSES

@@ -79,19 +79,9 @@ WHERE job.id = decided.id
 RETURNING job.id::text AS id, job.status, job.retry_count, job.next_retry_at
 """
 
-# Shutdown hand-back: running jobs go back to pending, due now, without counting an attempt.
-JOB_RELEASE_MANY = """
-WITH released AS (
-    UPDATE extraction_jobs
-    SET status = 'pending', next_retry_at = now(), updated_at = now()
-    WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing' AND worker_id = %(worker_id)s
-    RETURNING id::text AS id
-)
-SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM released
-"""
-
-# Jobs this worker holds in the table but not in memory: a claim committed while its answer
-# was lost with the connection. They were never started, so no attempt is counted.
+# Jobs this worker holds in the table but not in memory go back to pending, due now, without
+# counting an attempt: a claim committed while its answer was lost with the connection (held =
+# the running jobs), or, at shutdown, every job it stopped (held = none).
 JOB_RELEASE_ORPHANS = """
 UPDATE extraction_jobs
 SET status = 'pending', next_retry_at = now(), updated_at = now()

@@ -46,6 +46,8 @@ def scripted(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
             raise StorageUnavailable(f"{name} attempt {attempt} failed on purpose")
         if mode == "always_transient":
             raise StorageUnavailable(f"{name} never works")
+        if mode == "surrogate":  # JSON Python writes, jsonb refuses: a lone UTF-16 surrogate
+            return {"text": "broken \ud800 text"}
         if mode == "crash":
             os._exit(3)  # kills whatever process runs it: a child, or with inline isolation the worker
         if mode == "hang":

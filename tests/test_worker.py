@@ -237,3 +237,16 @@ def test_hand_typed_rows_end_failed_with_a_clear_reason(db_url: str, space: Work
         row = found[filename]
         assert row["status"] == "failed" and row["retry_count"] == 0, row
         assert reason in row["error_message"].lower(), row
+
+
+def test_a_result_postgres_refuses_fails_its_job_and_spares_its_batch(db_url: str, space: Workspace) -> None:
+    insert_jobs(db_url, space, [{"mode": "surrogate"}] + [{"mode": "ok"}] * 9)
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst", "--slots", "10"],
+                            env=space.env(db_url), cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {row["filename"]: row for row in query(
+        db_url, "SELECT filename, status, retry_count, error_message FROM extraction_jobs")}
+    bad = rows.pop("job0.pdf")
+    assert bad["status"] == "failed" and bad["retry_count"] == 0
+    assert bad["error_message"].startswith("the result could not be stored"), bad
+    assert {row["status"] for row in rows.values()} == {"completed"} and len(rows) == 9

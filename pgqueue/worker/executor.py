@@ -52,7 +52,6 @@ class Executor:
         self.state = state
         self.runner = runner
         self.completer = completer
-        self.handed_back: list[ClaimedJob] = []
 
     def prepare(self, job: ClaimedJob) -> RunningJob:
         """Register the job as running before its task starts, so slots are counted at once."""
@@ -88,9 +87,7 @@ class Executor:
                 return
             # Stopped from outside: the run ends without an outcome, but it still ended.
             metrics.finished(job.format, STOPPED_OUTCOMES.get(running.stop_reason or "", "stopped")).inc()
-            if running.stop_reason == STOP_SHUTDOWN:
-                self.handed_back.append(job)
-            else:
+            if running.stop_reason != STOP_SHUTDOWN:  # shutdown hands them back, and says so
                 log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,
                             worker_id=self.state.worker_id, reason=running.stop_reason)
         finally:

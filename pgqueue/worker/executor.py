@@ -57,7 +57,6 @@ class Executor:
         """Register the job as running before its task starts, so slots are counted at once."""
         running = RunningJob(job, anyio.CancelScope())
         self.state.add(running)
-        metrics.jobs_running.set(len(self.state.running))
         return running
 
     async def execute(self, running: RunningJob) -> None:
@@ -92,4 +91,3 @@ class Executor:
                             worker_id=self.state.worker_id, reason=running.stop_reason)
         finally:
             self.state.remove(job.id)
-            metrics.jobs_running.set(len(self.state.running))

@@ -68,6 +68,7 @@ class Worker:
         claimer = Claimer(self.claim_link, settings, self.state, executor, completer)
         maintenance = Maintenance(self.maintenance_link, settings)
         metrics.slots.set(settings.slots)
+        metrics.jobs_running.set_function(lambda: len(self.state.running))
         await register_until_done(self.house_link, self.state)
         log.info("worker_started", worker_id=self.state.worker_id, slots=settings.slots,
                  isolation=settings.isolation, burst=settings.burst, poll_only=settings.poll_only)

@@ -54,7 +54,7 @@ class Settings(BaseModel):
     flush_batch: int = Field(200, ge=1, description="Write-backs per statement, at most.")
     flush_delay: float = Field(0.002, ge=0, description="Seconds a write-back may wait for company.")
     claim_wait: float = Field(
-        0.002, ge=0, description="Seconds a claim may wait for more slots to free (batching)."
+        0.002, ge=0, description="Seconds a claim may wait for every slot to free (batching)."
     )
     burst: bool = Field(False, description="Process every due job, then exit.")
 

@@ -81,7 +81,8 @@ RETURNING job.id::text AS id, job.status, job.retry_count, job.next_retry_at
 
 # Jobs this worker holds in the table but not in memory go back to pending, due now, without
 # counting an attempt: a claim committed while its answer was lost with the connection (held =
-# the running jobs), or, at shutdown, every job it stopped (held = none).
+# the running jobs and those whose outcomes wait to be written), or, at shutdown, every job it
+# stopped (held = none, once every outcome is written).
 JOB_RELEASE_ORPHANS = """
 UPDATE extraction_jobs
 SET status = 'pending', next_retry_at = now(), updated_at = now()

@@ -111,9 +111,11 @@ class Claimer:
         return max(0.05, min(default, seconds + 0.05))
 
     async def _release_orphans(self) -> None:
+        # Held: the jobs running, and the jobs that finished while the database was away and
+        # whose outcomes still wait to be written. Releasing those would run them again.
+        held = set(self.state.running) | self.completer.job_ids()
         rows = await self.link.fetch(
-            sql.JOB_RELEASE_ORPHANS,
-            {"worker_id": self.state.worker_id, "held": list(self.state.running)},
+            sql.JOB_RELEASE_ORPHANS, {"worker_id": self.state.worker_id, "held": list(held)}
         )
         for row in rows:
             log.warning("job_released", job_id=row["id"], worker_id=self.state.worker_id,

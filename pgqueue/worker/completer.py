@@ -48,6 +48,10 @@ class Completer:
     def pending(self) -> int:
         return len(self.waiting)
 
+    def job_ids(self) -> set[str]:
+        """The jobs whose outcomes wait here: their rows are still held by this worker."""
+        return {job.id for job, _, _ in self.waiting}
+
     async def run(self) -> None:
         backoff = Backoff()
         while True:
@@ -72,7 +76,7 @@ class Completer:
                     await backoff.wait()
 
     async def flush_once(self) -> None:
-        batch = self.waiting[: self.settings.flush_batch]
+        batch = self._next_batch()
         try:
             rows = await self._write(batch)
         except DatabaseUnavailable:
@@ -87,6 +91,22 @@ class Completer:
         if not self.waiting:
             self.empty.set()
         self._report(batch, rows)
+
+    def _next_batch(self) -> list[tuple[ClaimedJob, Outcome, float]]:
+        """The oldest outcomes, up to ``flush_batch``, one per job.
+
+        A job's second outcome (from a second run) waits for the next statement, where the
+        fence judges it against what the first one wrote; in one statement both would match
+        the row once and both be reported as written.
+        """
+        seen: set[str] = set()
+        batch: list[tuple[ClaimedJob, Outcome, float]] = []
+        for item in self.waiting[: self.settings.flush_batch]:
+            if item[0].id in seen:
+                break
+            seen.add(item[0].id)
+            batch.append(item)
+        return batch
 
     async def _write(self, batch: list[tuple[ClaimedJob, Outcome, float]]) -> list[dict[str, Any]]:
         params = {

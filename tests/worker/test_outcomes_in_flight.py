@@ -1,0 +1,99 @@
+"""Outcomes waiting to be written still hold their jobs.
+
+A PostgreSQL restart under two workers once ran a job twice (caught by
+``test_postgres_restart_while_two_workers_process_500_jobs``): the job finished while the
+database was away, its outcome waited in the completer, and after the reconnect the claimer
+handed "orphans" back, i.e. every job processing under this worker that was not running, this one
+included. The same worker claimed it again, and both outcomes went out in one write-back, which
+reported the job completed twice. These tests drive the claimer and the completer against a real
+database, one step at a time.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from structlog.testing import capture_logs
+
+from pgqueue import sql
+from pgqueue.enqueue import JobRequest, enqueue
+from pgqueue.jobrun import Outcome
+from pgqueue.settings import Settings
+from pgqueue.worker.claimer import Claimer
+from pgqueue.worker.completer import Completer
+from pgqueue.worker.link import Link
+from pgqueue.worker.state import ClaimedJob, WorkerState
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def claim_all(db_url: str, state: WorkerState, count: int) -> list[ClaimedJob]:
+    with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        for n in range(count):
+            enqueue(conn, JobRequest(f"f{n}.pdf", f"s3://bucket/f{n}.pdf", 1, "pdf"))
+        rows = conn.execute(
+            sql.JOB_CLAIM, {"now": None, "limit": count, "worker_id": state.worker_id}
+        ).fetchall()
+    assert len(rows) == count
+    return [ClaimedJob.from_row(row) for row in rows]
+
+
+def rows_by_id(db_url: str) -> dict[str, dict[str, Any]]:
+    with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as conn:
+        rows = conn.execute(
+            "SELECT id::text AS id, status, worker_id::text AS worker_id FROM extraction_jobs"
+        ).fetchall()
+    return {row["id"]: row for row in rows}
+
+
+async def test_release_after_an_outage_keeps_jobs_whose_outcomes_wait(db_url: str) -> None:
+    settings = Settings(database_url=db_url, slots=2)
+    state = WorkerState(settings.slots)
+    finished, orphan = claim_all(db_url, state, 2)
+    link = Link(db_url, settings.schema_name, "test")
+    completer = Completer(link, settings, state)
+    # ``finished`` ran and ended while the database was away: its outcome waits, unwritten.
+    # ``orphan`` was claimed by a statement whose answer never arrived: nothing here knows it.
+    completer.submit(finished, Outcome(finished.id, "{}"), time.monotonic())
+    claimer = Claimer(link, settings, state, executor=None, completer=completer)  # type: ignore[arg-type]
+    try:
+        with capture_logs() as logs:
+            await claimer._release_orphans()
+        rows = rows_by_id(db_url)
+        assert rows[orphan.id]["status"] == "pending"
+        assert rows[finished.id] == {"id": finished.id, "status": "processing",
+                                     "worker_id": state.worker_id}
+        assert [entry["job_id"] for entry in logs if entry["event"] == "job_released"] == [orphan.id]
+
+        assert await completer.drain(time.monotonic() + 10)
+        assert rows_by_id(db_url)[finished.id]["status"] == "completed"
+    finally:
+        await link.close()
+
+
+async def test_two_outcomes_of_one_job_are_written_apart(db_url: str) -> None:
+    settings = Settings(database_url=db_url, slots=2)
+    state = WorkerState(settings.slots)
+    (job,) = claim_all(db_url, state, 1)
+    link = Link(db_url, settings.schema_name, "test")
+    completer = Completer(link, settings, state)
+    completer.submit(job, Outcome(job.id, '{"run": 1}'), time.monotonic())
+    completer.submit(job, Outcome(job.id, '{"run": 2}'), time.monotonic())
+    try:
+        with capture_logs() as logs:
+            assert await completer.drain(time.monotonic() + 10)
+        events = [entry["event"] for entry in logs if entry.get("job_id") == job.id]
+        assert events == ["job_completed", "job_lost_race"]
+        with psycopg.connect(db_url) as conn:
+            result = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [job.id]).fetchone()
+        assert result == ({"run": 1},)
+    finally:
+        await link.close()

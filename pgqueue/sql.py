@@ -166,7 +166,11 @@ SELECT EXISTS (SELECT 1 FROM beat) AS registered,
 # the registry in the same statement, and idle workers are woken to claim the rescued jobs.
 JOB_RESCUE_LOST = """
 WITH lead AS (
-    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS leader
+    -- Nobody could heartbeat while the server was down: right after a restart every heartbeat
+    -- looks stale, so nothing counts as lost until the server has run for a worker timeout.
+    SELECT pg_try_advisory_xact_lock(%(lock_key)s)
+           AND pg_postmaster_start_time() < now() - make_interval(secs => %(worker_timeout)s)
+           AS leader
 ),
 dead AS (
     DELETE FROM pgqueue_workers

@@ -15,6 +15,7 @@ from psycopg.rows import dict_row
 from pgqueue import sql
 from pgqueue.lifecycle import TRANSITIONS, ExtractionJobStatus
 from tests.factories import BACKOFF, claim, finish, job, make_job, register_worker
+from tests.workers import wait_until
 
 Conn = psycopg.Connection[Any]
 
@@ -165,14 +166,22 @@ def test_a_batch_writes_every_kind_of_outcome_in_one_statement(conn: Conn) -> No
     }
 
 
+def server_uptime(conn: Conn) -> float:
+    row = conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time()) AS up").fetchone()
+    assert row is not None
+    return float(row["up"])
+
+
 def test_lost_workers_jobs_are_rescued_as_a_failed_attempt(conn: Conn) -> None:
+    # A rescue needs a server older than the worker timeout (see the next test).
+    wait_until(lambda: server_uptime(conn) > 6, 10, "the server to be up for 6 s")
     live = register_worker(conn)
     dead = register_worker(conn, age_seconds=120)
     kept = make_job(conn, "processing", worker_id=live)
     lost = make_job(conn, "processing", worker_id=dead)
     last_try = make_job(conn, "processing", worker_id=dead, retry_count=3)
     orphan = make_job(conn, "processing")  # held by a worker that never registered
-    rescue = {"worker_timeout": 30, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
+    rescue = {"worker_timeout": 5, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
     with conn.transaction():  # another worker mid-maintenance: this round does nothing
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [sql.MAINTENANCE_LOCK_KEY])
         with psycopg.connect(conn.info.dsn, autocommit=True) as other:
@@ -188,6 +197,20 @@ def test_lost_workers_jobs_are_rescued_as_a_failed_attempt(conn: Conn) -> None:
     assert job(conn, last_try)["error_message"].startswith("worker lost")
     workers = {str(row["id"]) for row in conn.execute("SELECT id FROM pgqueue_workers")}
     assert workers == {live}
+
+
+def test_no_worker_is_lost_until_the_server_has_run_for_a_worker_timeout(conn: Conn) -> None:
+    # Right after a restart every heartbeat is stale, since nobody could beat while the server
+    # was down: the workers get a worker timeout to catch up before anyone is declared lost.
+    up = server_uptime(conn)
+    dead = register_worker(conn, age_seconds=up + 7200)
+    lost = make_job(conn, "processing", worker_id=dead)
+    young = {"worker_timeout": up + 3600, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
+    assert conn.execute(sql.JOB_RESCUE_LOST.encode(), young).fetchall() == []
+    assert job(conn, lost)["status"] == "processing"
+    assert conn.execute("SELECT count(*) AS n FROM pgqueue_workers").fetchone() == {"n": 1}
+    old = {**young, "worker_timeout": up / 2}
+    assert [row["id"] for row in conn.execute(sql.JOB_RESCUE_LOST.encode(), old)] == [lost]
 
 
 def test_cancel_pending_and_processing_but_not_finished(conn: Conn, db_url: str) -> None:

@@ -37,6 +37,9 @@ class Completer:
         self.arrived = anyio.Event()
         self.empty = anyio.Event()
         self.empty.set()
+        # The flush loop and a shutdown's ``drain`` may both flush: one statement at a time,
+        # each taking the batch at the head of the list when its turn comes.
+        self._flushing = anyio.Lock()
 
     def submit(self, job: ClaimedJob, outcome: Outcome, started: float) -> None:
         self.waiting.append((job, outcome, started))
@@ -76,7 +79,13 @@ class Completer:
                     await backoff.wait()
 
     async def flush_once(self) -> None:
+        async with self._flushing:
+            await self._flush_head()
+
+    async def _flush_head(self) -> None:
         batch = self._next_batch()
+        if not batch:
+            return
         try:
             rows = await self._write(batch)
         except DatabaseUnavailable:

@@ -62,11 +62,15 @@ async def beat(link: Link, state: WorkerState) -> None:
 
 async def heartbeat_loop(link: Link, settings: Settings, state: WorkerState) -> None:
     backoff = Backoff()
+    delay = settings.heartbeat_interval
     while True:
-        await anyio.sleep(settings.heartbeat_interval)
+        await anyio.sleep(delay)
         try:
             await beat(link, state)
             backoff.reset()
+            delay = settings.heartbeat_interval
         except DatabaseUnavailable as exc:
+            # Beat again as soon as the database is back (no full interval on top): the
+            # heartbeat is already late.
             log.warning("database_unavailable", link=link.name, error=str(exc))
-            await backoff.wait()
+            delay = min(backoff.next_delay(), settings.heartbeat_interval)

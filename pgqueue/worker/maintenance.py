@@ -8,6 +8,7 @@ left behind by a worker that froze or lost its network.
 from __future__ import annotations
 
 import random
+import time
 
 import anyio
 import structlog
@@ -26,6 +27,10 @@ class Maintenance:
         self.link = link
         self.settings = settings
         self.rounds = 0
+        # After this worker lost the database, so may have every other worker: their heartbeats
+        # are stale for a while through no fault of theirs. No rescue until they had a worker
+        # timeout to catch up (a server restart is also caught in JOB_RESCUE_LOST itself).
+        self.rescue_after = 0.0
 
     async def run(self) -> None:
         backoff = Backoff()
@@ -36,11 +41,13 @@ class Maintenance:
                 delay = self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
             except DatabaseUnavailable as exc:
                 log.warning("database_unavailable", link=self.link.name, error=str(exc))
+                self.rescue_after = time.monotonic() + self.settings.worker_timeout
                 delay = backoff.next_delay()
             await anyio.sleep(delay)
 
     async def round(self) -> None:
-        await self.rescue()
+        if time.monotonic() >= self.rescue_after:
+            await self.rescue()
         if self.rounds % PRUNE_EVERY == 0:
             await self.prune()
         if self.settings.metrics_port is not None:  # nobody reads the gauges otherwise

@@ -12,8 +12,10 @@ database, one step at a time.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
+import anyio
 import psycopg
 import pytest
 from structlog.testing import capture_logs
@@ -95,5 +97,29 @@ async def test_two_outcomes_of_one_job_are_written_apart(db_url: str) -> None:
         with psycopg.connect(db_url) as conn:
             result = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [job.id]).fetchone()
         assert result == ({"run": 1},)
+    finally:
+        await link.close()
+
+
+async def test_a_shutdown_drain_and_the_flush_loop_write_each_outcome_once(db_url: str) -> None:
+    # At shutdown ``drain`` flushes while the flush loop may be flushing too; once, both took
+    # the same batch, and the second one's cleanup dropped outcomes that were never written.
+    settings = Settings(database_url=db_url, slots=30, flush_delay=0, flush_batch=10)
+    state = WorkerState(settings.slots)
+    jobs = claim_all(db_url, state, 25)
+    link = Link(db_url, settings.schema_name, "test")
+    completer = Completer(link, settings, state)
+    try:
+        with capture_logs() as logs:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(completer.run)
+                for job in jobs:
+                    completer.submit(job, Outcome(job.id, "{}"), time.monotonic())
+                assert await completer.drain(time.monotonic() + 10)
+                await completer.empty.wait()
+                tasks.cancel_scope.cancel()
+        events = Counter(entry["event"] for entry in logs if entry.get("job_id"))
+        assert events == {"job_completed": 25}
+        assert {row["status"] for row in rows_by_id(db_url).values()} == {"completed"}
     finally:
         await link.close()

@@ -43,7 +43,6 @@ class Claimer:
 
     async def run(self, jobs: TaskGroup) -> None:
         backoff = Backoff()
-        orphans_possible = False
         while not self.state.stopping:
             wake = self.state.new_wake()
             claimed = -1
@@ -59,9 +58,9 @@ class Claimer:
                 wake = self.state.new_wake()
             if self.state.free_slots > 0:
                 try:
-                    if orphans_possible:
+                    if self.state.orphans_possible:
+                        self.state.orphans_possible = False  # first: a run may end meanwhile
                         await self._release_orphans()
-                        orphans_possible = False
                     asked = self.state.free_slots
                     claimed = await self._claim(jobs, asked)
                     if claimed < asked:
@@ -70,7 +69,7 @@ class Claimer:
                     backoff.reset()
                 except DatabaseUnavailable as exc:
                     log.warning("database_unavailable", link="claimer", error=str(exc))
-                    orphans_possible = True
+                    self.state.orphans_possible = True
                     wait_for = backoff.next_delay()
                 if claimed == 0 and self.settings.burst and await self._burst_finished():
                     self.burst_done.set()
@@ -87,9 +86,14 @@ class Claimer:
         )
         metrics.claim_latency.observe(time.perf_counter() - started)
         for row in rows:
-            if row["id"] in self.state.running:
-                # The row says this worker claimed it again while its run goes on (it was
-                # pending again after a database crash): let the running one finish it.
+            running = self.state.running.get(row["id"])
+            if running is not None:
+                # This worker claimed the job again while a run of it goes on (it was pending
+                # again: rescued while this worker was cut off, or cancelled and retried while
+                # its stopped run winds down). No second run at once: the running one writes
+                # its outcome onto the new claim, or, stopped, leaves the claim to be handed
+                # back when it ends.
+                running.reclaimed = True
                 log.warning("job_reclaimed_while_running", job_id=row["id"],
                             worker_id=self.state.worker_id)
                 continue

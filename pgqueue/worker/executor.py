@@ -90,4 +90,8 @@ class Executor:
                 log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,
                             worker_id=self.state.worker_id, reason=running.stop_reason)
         finally:
+            if running.reclaimed and outcome is None:
+                # Claimed again while this run was being stopped: nothing will finish that
+                # claim, so it goes back to pending.
+                self.state.orphans_possible = True
             self.state.remove(job.id)

@@ -55,6 +55,8 @@ class RunningJob:
     scope: anyio.CancelScope
     started: float = field(default_factory=time.monotonic)
     stop_reason: str | None = None
+    # The row was claimed again by this worker while this run went on (see Claimer._claim).
+    reclaimed: bool = False
 
 
 class WorkerState:
@@ -68,6 +70,9 @@ class WorkerState:
         self.stopping = False
         self.idle = anyio.Event()  # set whenever nothing runs
         self.idle.set()
+        # Set when this worker may hold jobs in the table that nothing here will finish: the
+        # claimer hands them back before its next claim.
+        self.orphans_possible = False
 
     @property
     def free_slots(self) -> int:

@@ -16,6 +16,9 @@ WITH due AS (
     FROM extraction_jobs
     WHERE status = 'pending'
       AND next_retry_at <= coalesce(%(now)s::timestamptz, now())
+      -- Only a registered worker claims: one declared lost (and deleted from the registry)
+      -- claims nothing until its heartbeat has registered it under a new identity.
+      AND EXISTS (SELECT 1 FROM pgqueue_workers WHERE id = %(worker_id)s)
     ORDER BY next_retry_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -31,16 +34,17 @@ RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.for
           job.options, job.retry_count, job.max_retries
 """
 
-# A batch of outcomes, fenced: only rows still processing and held by this worker change.
+# A batch of outcomes, fenced: only rows still processing and held by the worker identity that
+# claimed them change (an outcome computed under an identity since declared lost changes nothing).
 # ``result`` set means success; otherwise ``retryable`` decides between a retry (while retries
 # are left) and failure. Every failed attempt is appended to ``error_history``.
 JOB_FINISH_MANY = """
 WITH outcome AS (
     SELECT *
     FROM unnest(
-        %(ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
+        %(ids)s::uuid[], %(worker_ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
         %(error_types)s::text[], %(messages)s::text[]
-    ) AS outcome(id, result, retryable, error_type, message)
+    ) AS outcome(id, worker_id, result, retryable, error_type, message)
 ),
 decided AS (
     SELECT job.id, outcome.result, outcome.error_type, outcome.message,
@@ -51,7 +55,7 @@ decided AS (
            END AS new_status
     FROM extraction_jobs AS job
     JOIN outcome ON outcome.id = job.id
-    WHERE job.status = 'processing' AND job.worker_id = %(worker_id)s
+    WHERE job.status = 'processing' AND job.worker_id = outcome.worker_id
     FOR UPDATE OF job
 )
 UPDATE extraction_jobs AS job

@@ -67,11 +67,11 @@ def finish(
     """outcomes: (job id, result json or None, retryable, error type, message)."""
     params = {
         "ids": [o[0] for o in outcomes],
+        "worker_ids": [worker_id for _ in outcomes],
         "results": [o[1] for o in outcomes],
         "retryable": [o[2] for o in outcomes],
         "error_types": [o[3] for o in outcomes],
         "messages": [o[4] for o in outcomes],
-        "worker_id": worker_id,
         **BACKOFF,
     }
     return conn.execute(sql.JOB_FINISH_MANY.encode(), params).fetchall()

@@ -66,7 +66,7 @@ def test_concurrent_claims_never_share_a_job(db_url: str) -> None:
     def claimer() -> None:
         mine: list[str] = []
         with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-            worker = str(uuid.uuid4())
+            worker = register_worker(conn)
             while rows := claim(conn, worker, limit=7):
                 mine.extend(row["id"] for row in rows)
         claimed.append(mine)
@@ -287,3 +287,13 @@ def test_every_lifecycle_transition_is_made_by_its_statement(conn: Conn) -> None
     moved(b, status.PROCESSING)  # -> cancelled
     assert made == set(TRANSITIONS)
     assert conn.execute(sql.JOB_RETRY.encode(), {"id": a}).fetchall() == []  # completed stays
+
+
+def test_only_a_registered_worker_claims(conn: Conn) -> None:
+    # A worker declared lost is deleted from the registry; until its heartbeat registers it
+    # again under a new identity it must not claim (the next rescue would take the jobs back).
+    job_id = make_job(conn)
+    assert claim(conn, str(uuid.uuid4())) == []
+    worker = register_worker(conn)
+    assert [row["id"] for row in claim(conn, worker)] == [job_id]
+

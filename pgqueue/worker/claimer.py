@@ -81,8 +81,9 @@ class Claimer:
 
     async def _claim(self, jobs: TaskGroup, free: int) -> int:
         started = time.perf_counter()
+        worker_id = self.state.worker_id  # the heartbeat may change it while this runs
         rows = await self.link.fetch(
-            sql.JOB_CLAIM, {"now": None, "limit": free, "worker_id": self.state.worker_id}
+            sql.JOB_CLAIM, {"now": None, "limit": free, "worker_id": worker_id}
         )
         metrics.claim_latency.observe(time.perf_counter() - started)
         for row in rows:
@@ -97,7 +98,7 @@ class Claimer:
                 log.warning("job_reclaimed_while_running", job_id=row["id"],
                             worker_id=self.state.worker_id)
                 continue
-            job = ClaimedJob.from_row(row)
+            job = ClaimedJob.from_row(row, worker_id)
             metrics.claimed(job.format).inc()
             log.info("job_claimed", job_id=job.id, format=job.format, attempt=job.attempt,
                      worker_id=self.state.worker_id)

@@ -120,11 +120,11 @@ class Completer:
     async def _write(self, batch: list[tuple[ClaimedJob, Outcome, float]]) -> list[dict[str, Any]]:
         params = {
             "ids": [job.id for job, _, _ in batch],
+            "worker_ids": [job.worker_id for job, _, _ in batch],
             "results": [outcome.result_json for _, outcome, _ in batch],
             "retryable": [outcome.retryable for _, outcome, _ in batch],
             "error_types": [outcome.error_type for _, outcome, _ in batch],
             "messages": [outcome.error_message for _, outcome, _ in batch],
-            "worker_id": self.state.worker_id,
             "backoff_base": self.settings.backoff_base,
             "backoff_factor": self.settings.backoff_factor,
             "backoff_cap": self.settings.backoff_cap,
@@ -154,7 +154,7 @@ class Completer:
         retried = False
         for job, outcome, started in batch:
             fields = {"job_id": job.id, "format": job.format, "attempt": job.attempt,
-                      "worker_id": self.state.worker_id}
+                      "worker_id": job.worker_id}
             row = written.get(job.id)
             metrics.duration(job.format).observe(now - started)
             if row is None:

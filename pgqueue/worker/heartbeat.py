@@ -58,6 +58,7 @@ async def beat(link: Link, state: WorkerState) -> None:
         log.error("worker_declared_lost", old_worker_id=old, worker_id=state.worker_id,
                   reason="no heartbeat reached the database within the worker timeout")
         await register(link, state)
+        state.wake_claimer()  # claims under the old identity found nothing: claim again now
 
 
 async def heartbeat_loop(link: Link, settings: Settings, state: WorkerState) -> None:

@@ -24,6 +24,7 @@ class ClaimedJob:
     options: dict[str, Any]
     retry_count: int
     max_retries: int
+    worker_id: str  # the identity that claimed it: its outcome is fenced by this one
 
     @property
     def attempt(self) -> int:
@@ -34,11 +35,11 @@ class ClaimedJob:
         return JobInput(self.id, self.file_url, self.format, options, self.file_size)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any]) -> ClaimedJob:
+    def from_row(cls, row: dict[str, Any], worker_id: str) -> ClaimedJob:
         return cls(
             id=row["id"], filename=row["filename"], file_url=row["file_url"],
             file_size=row["file_size"], format=row["format"], options=row["options"] or {},
-            retry_count=row["retry_count"], max_retries=row["max_retries"],
+            retry_count=row["retry_count"], max_retries=row["max_retries"], worker_id=worker_id,
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -28,6 +29,7 @@ from pgqueue.worker.claimer import Claimer
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.link import Link
 from pgqueue.worker.state import ClaimedJob, WorkerState
+from tests.factories import register_worker
 
 pytestmark = pytest.mark.anyio
 
@@ -39,13 +41,14 @@ def anyio_backend() -> str:
 
 def claim_all(db_url: str, state: WorkerState, count: int) -> list[ClaimedJob]:
     with psycopg.connect(db_url, autocommit=True, row_factory=psycopg.rows.dict_row) as conn:
+        register_worker(conn, state.worker_id)
         for n in range(count):
             enqueue(conn, JobRequest(f"f{n}.pdf", f"s3://bucket/f{n}.pdf", 1, "pdf"))
         rows = conn.execute(
             sql.JOB_CLAIM, {"now": None, "limit": count, "worker_id": state.worker_id}
         ).fetchall()
     assert len(rows) == count
-    return [ClaimedJob.from_row(row) for row in rows]
+    return [ClaimedJob.from_row(row, state.worker_id) for row in rows]
 
 
 def rows_by_id(db_url: str) -> dict[str, dict[str, Any]]:
@@ -121,5 +124,39 @@ async def test_a_shutdown_drain_and_the_flush_loop_write_each_outcome_once(db_ur
         events = Counter(entry["event"] for entry in logs if entry.get("job_id"))
         assert events == {"job_completed": 25}
         assert {row["status"] for row in rows_by_id(db_url).values()} == {"completed"}
+    finally:
+        await link.close()
+
+
+async def test_an_outcome_is_fenced_by_the_identity_that_claimed_its_job(db_url: str) -> None:
+    # The worker was declared lost while the job ran; its job was rescued, and the same
+    # process, back under a new identity, claimed it again. The first run's outcome, still
+    # waiting here, must not end the second claim.
+    settings = Settings(database_url=db_url, slots=2)
+    state = WorkerState(settings.slots)
+    (first,) = claim_all(db_url, state, 1)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE extraction_jobs SET status = 'pending' WHERE id = %s", [first.id])
+        state.new_identity()
+        register_worker(conn, state.worker_id)
+        rows = conn.execute(
+            sql.JOB_CLAIM, {"now": None, "limit": 1, "worker_id": state.worker_id}
+        ).fetchall()
+    assert [row[0] for row in rows] == [first.id]
+    second = replace(first, worker_id=state.worker_id)
+    link = Link(db_url, settings.schema_name, "test")
+    completer = Completer(link, settings, state)
+    try:
+        with capture_logs() as logs:
+            completer.submit(first, Outcome(first.id, '{"run": 1}'), time.monotonic())
+            assert await completer.drain(time.monotonic() + 10)
+            assert rows_by_id(db_url)[first.id]["status"] == "processing"
+            completer.submit(second, Outcome(second.id, '{"run": 2}'), time.monotonic())
+            assert await completer.drain(time.monotonic() + 10)
+        events = [entry["event"] for entry in logs if entry.get("job_id") == first.id]
+        assert events == ["job_lost_race", "job_completed"]
+        with psycopg.connect(db_url) as conn:
+            result = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [first.id]).fetchone()
+        assert result == ({"run": 2},)
     finally:
         await link.close()

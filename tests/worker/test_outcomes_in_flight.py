@@ -51,6 +51,13 @@ def claim_all(db_url: str, state: WorkerState, count: int) -> list[ClaimedJob]:
     return [ClaimedJob.from_row(row, state.worker_id) for row in rows]
 
 
+def job_result(db_url: str, job_id: str) -> Any:
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [job_id]).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def rows_by_id(db_url: str) -> dict[str, dict[str, Any]]:
     with psycopg.connect(db_url, row_factory=psycopg.rows.dict_row) as conn:
         rows = conn.execute(
@@ -97,9 +104,7 @@ async def test_two_outcomes_of_one_job_are_written_apart(db_url: str) -> None:
             assert await completer.drain(time.monotonic() + 10)
         events = [entry["event"] for entry in logs if entry.get("job_id") == job.id]
         assert events == ["job_completed", "job_lost_race"]
-        with psycopg.connect(db_url) as conn:
-            result = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [job.id]).fetchone()
-        assert result == ({"run": 1},)
+        assert job_result(db_url, job.id) == {"run": 1}
     finally:
         await link.close()
 
@@ -155,8 +160,6 @@ async def test_an_outcome_is_fenced_by_the_identity_that_claimed_its_job(db_url:
             assert await completer.drain(time.monotonic() + 10)
         events = [entry["event"] for entry in logs if entry.get("job_id") == first.id]
         assert events == ["job_lost_race", "job_completed"]
-        with psycopg.connect(db_url) as conn:
-            result = conn.execute("SELECT result FROM extraction_jobs WHERE id = %s", [first.id]).fetchone()
-        assert result == ({"run": 2},)
+        assert job_result(db_url, first.id) == {"run": 2}
     finally:
         await link.close()

@@ -91,9 +91,9 @@ class Claimer:
             if running is not None:
                 # This worker claimed the job again while a run of it goes on (it was pending
                 # again: rescued while this worker was cut off, or cancelled and retried while
-                # its stopped run winds down). No second run at once: the running one writes
-                # its outcome onto the new claim, or, stopped, leaves the claim to be handed
-                # back when it ends.
+                # its stopped run winds down). No second run at once. The running one's outcome
+                # lands on the new claim if it was made under the same identity and the run was
+                # not stopped; otherwise the new claim is handed back when the run ends.
                 running.reclaimed = True
                 log.warning("job_reclaimed_while_running", job_id=row["id"],
                             worker_id=self.state.worker_id)

@@ -158,6 +158,9 @@ class Completer:
             row = written.get(job.id)
             metrics.duration(job.format).observe(now - started)
             if row is None:
+                # The row moved on. If this worker claimed it again meanwhile (under a new
+                # identity, say), that claim has no run here: let the claimer hand it back.
+                self.state.orphans_possible = True
                 metrics.finished(job.format, "lost_race").inc()
                 log.warning("job_lost_race", **fields,
                             reason="the job was cancelled or rescued before its outcome was written")
@@ -174,7 +177,7 @@ class Completer:
                 metrics.finished(job.format, "failed").inc()
                 log.error("job_failed", **fields, error_type=outcome.error_type,
                           error=outcome.error_message, retry_count=row["retry_count"])
-        if retried:
+        if retried or self.state.orphans_possible:
             self.state.wake_claimer()  # it sleeps until the next due job: that just changed
 
     async def drain(self, deadline: float) -> bool:

@@ -90,8 +90,9 @@ class Executor:
                 log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,
                             worker_id=self.state.worker_id, reason=running.stop_reason)
         finally:
-            if running.reclaimed and outcome is None:
-                # Claimed again while this run was being stopped: nothing will finish that
-                # claim, so it goes back to pending.
+            if running.reclaimed:
+                # Claimed again while this run went on. Unless this run's outcome lands on the
+                # new claim (same identity, not stopped), nothing will finish that claim: the
+                # claimer hands back whatever is neither running nor waiting to be written.
                 self.state.orphans_possible = True
             self.state.remove(job.id)

@@ -24,7 +24,15 @@ KEEPALIVE: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 5, "keepalives_
 
 
 class DatabaseUnavailable(Exception):
-    """The database could not be reached, or the connection broke mid-statement."""
+    """The database could not be reached, or the connection broke mid-statement.
+
+    ``connection_lost`` is False when the server answered with an error of this kind on a
+    working connection (a statement timeout, say): the database was there all along.
+    """
+
+    def __init__(self, message: str, *, connection_lost: bool = True) -> None:
+        super().__init__(message)
+        self.connection_lost = connection_lost
 
 
 class Link:
@@ -57,8 +65,9 @@ class Link:
             cursor = await connection.execute(query.encode(), params)
             return await cursor.fetchall() if cursor.description else []
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            lost = connection.broken or connection.closed
             await self.close()
-            raise DatabaseUnavailable(str(exc).strip()) from exc
+            raise DatabaseUnavailable(str(exc).strip(), connection_lost=lost) from exc
 
     async def close(self) -> None:
         if self.connection is not None:

@@ -27,25 +27,35 @@ class Maintenance:
         self.link = link
         self.settings = settings
         self.rounds = 0
-        # After this worker lost the database, so may have every other worker: their heartbeats
-        # are stale for a while through no fault of theirs. No rescue until they had a worker
-        # timeout to catch up (a server restart is also caught in JOB_RESCUE_LOST itself).
-        self.rescue_after = 0.0
+        self.backoff = Backoff()
+        # When this worker has just started, or its connection has just come back, the other
+        # workers' heartbeats may be stale through no fault of theirs (the database, or the
+        # network to it, was away for everyone). Nobody is declared lost until they have had a
+        # worker timeout, counted from then, to catch up. (A server restart is also caught in
+        # JOB_RESCUE_LOST itself.)
+        self.rescue_after = time.monotonic() + settings.worker_timeout
+        self.reconnecting = False
 
     async def run(self) -> None:
-        backoff = Backoff()
         while True:
-            try:
-                await self.round()
-                backoff.reset()
-                delay = self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
-            except DatabaseUnavailable as exc:
-                log.warning("database_unavailable", link=self.link.name, error=str(exc))
-                self.rescue_after = time.monotonic() + self.settings.worker_timeout
-                delay = backoff.next_delay()
+            delay = await self.run_once()
             await anyio.sleep(delay)
 
+    async def run_once(self) -> float:
+        """One round; returns the seconds to wait before the next."""
+        try:
+            await self.round()
+            self.backoff.reset()
+            return self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
+        except DatabaseUnavailable as exc:
+            log.warning("database_unavailable", link=self.link.name, error=str(exc))
+            self.reconnecting = self.reconnecting or exc.connection_lost
+            return self.backoff.next_delay()
+
     async def round(self) -> None:
+        if self.reconnecting:
+            self.reconnecting = False
+            self.rescue_after = time.monotonic() + self.settings.worker_timeout
         if time.monotonic() >= self.rescue_after:
             await self.rescue()
         if self.rounds % PRUNE_EVERY == 0:

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 
 from pgqueue.settings import Settings
-from pgqueue.worker.link import Link
+from pgqueue.worker.link import DatabaseUnavailable, Link
 from pgqueue.worker.maintenance import Maintenance
 from tests.factories import job, make_job, register_worker
 from tests.workers import wait_until
@@ -77,3 +77,22 @@ async def test_no_rescue_until_a_worker_timeout_after_start_and_after_a_reconnec
         assert await rounds_until_rescued(maintenance, conn, second) - reconnected >= TIMEOUT
     finally:
         await maintenance.link.close()
+
+
+async def test_a_statement_timeout_is_not_a_lost_connection(db_url: str) -> None:
+    # Only a lost connection postpones rescues; a statement cut off by statement_timeout on a
+    # working connection (a long prune, say) must not, or rescues could be postponed for good.
+    link = Link(db_url, "public", "test")
+    try:
+        await link.fetch("SET statement_timeout = '50ms'")
+        with pytest.raises(DatabaseUnavailable) as timed_out:
+            await link.fetch("SELECT pg_sleep(2)")
+        assert not timed_out.value.connection_lost
+        rows = await link.fetch("SELECT pg_backend_pid() AS pid")
+        with psycopg.connect(db_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", [rows[0]["pid"]])
+        with pytest.raises(DatabaseUnavailable) as cut:
+            await link.fetch("SELECT 1")
+        assert cut.value.connection_lost
+    finally:
+        await link.close()

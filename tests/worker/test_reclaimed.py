@@ -29,6 +29,8 @@ from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
 from pgqueue.worker.link import Link
 from pgqueue.worker.state import STOP_CANCELLED, WorkerState
+from tests.factories import register_worker
+from tests.workers import query
 
 pytestmark = pytest.mark.anyio
 
@@ -62,17 +64,8 @@ class SlowToStopRunner:
         pass
 
 
-def statement(db_url: str, query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
-        cursor = conn.execute(query.encode(), params)
-        return cursor.fetchall() if cursor.description else []
-
-
 def job_row(db_url: str, job_id: str) -> dict[str, Any]:
-    rows = statement(
-        db_url, "SELECT status, worker_id::text AS worker_id, result FROM extraction_jobs "
-        "WHERE id = %(id)s", {"id": job_id},
-    )
+    rows = query(db_url, "SELECT status, result FROM extraction_jobs WHERE id = %s", [job_id])
     return rows[0]
 
 
@@ -89,9 +82,8 @@ async def wait_for(check: Any, what: str, seconds: float = 10) -> None:
 async def test_a_job_cancelled_retried_and_reclaimed_while_stopping_runs_again(db_url: str) -> None:
     settings = Settings(database_url=db_url, slots=2, poll_interval=0.1, flush_delay=0)
     state = WorkerState(settings.slots)
-    statement(db_url, sql.WORKER_REGISTER, {"worker_id": state.worker_id, "hostname": "test",
-                                            "pid": 1, "slots": 2, "version": "test"})
-    with psycopg.connect(db_url, autocommit=True) as conn:
+    with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        register_worker(conn, state.worker_id)
         job_id = enqueue(conn, JobRequest("a.pdf", "s3://bucket/a.pdf", 1, "pdf")).id
     runner = SlowToStopRunner()
     links = [Link(db_url, settings.schema_name, name) for name in ("claimer", "completer")]
@@ -106,9 +98,9 @@ async def test_a_job_cancelled_retried_and_reclaimed_while_stopping_runs_again(d
                 await runner.first_started.wait()
 
             # The operator cancels the job (the listener stops the run) and retries it.
-            statement(db_url, sql.JOB_CANCEL, {"id": job_id, "reason": "by operator"})
+            query(db_url, sql.JOB_CANCEL, {"id": job_id, "reason": "by operator"})
             assert state.stop_job(job_id, STOP_CANCELLED)
-            statement(db_url, sql.JOB_RETRY, {"id": job_id})
+            query(db_url, sql.JOB_RETRY, {"id": job_id})
             state.wake_claimer()
 
             # The claimer claims it again while the stopped run is still winding down.

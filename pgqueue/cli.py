@@ -125,13 +125,26 @@ def duration(text: str) -> timedelta:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+MAX_COUNT = 1_000_000_000  # fits PostgreSQL's integer, and more rows than any page or batch needs
+
+
 def positive(text: str) -> int:
+    return _whole(text, 1)
+
+
+def non_negative(text: str) -> int:
+    return _whole(text, 0)
+
+
+def _whole(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of 1 or more, got {text!r}")
+        value = least - 1
+    if not least <= value <= MAX_COUNT:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from {least} to {MAX_COUNT:,}, got {text!r}"
+        )
     return value
 
 
@@ -181,7 +194,7 @@ def add_operator_commands(commands: Any) -> None:
     listing.add_argument("--since", type=duration, default=None, metavar="DURATION",
                          help="created within this long, e.g. 30m, 2h, 7d")
     listing.add_argument("--limit", type=positive, default=50)
-    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--offset", type=non_negative, default=0)
     listing.set_defaults(handler=command_jobs_list)
     show = jobs_commands.add_parser("show", parents=[shared],
                                     help="one job: its row, error history and result")

@@ -14,6 +14,9 @@ class InvalidDuration(ValueError):
     """Text that is not a duration such as 30s, 5m, 2h or 7d."""
 
 
+MAX_SECONDS = 36500 * 86400
+
+
 def parse_duration(text: str) -> timedelta:
     """``'2h'`` -> 2 hours. Raises ``InvalidDuration`` with an example of what is expected."""
     compact = text.strip().lower().replace(" ", "")
@@ -22,6 +25,9 @@ def parse_duration(text: str) -> timedelta:
             f"{text!r} is not a duration: write a number and a unit (s, m, h, d, w), e.g. 30s, 5m, 2h, 7d"
         )
     seconds = sum(float(number) * UNITS[unit] for number, unit in _PART.findall(compact))
+    if seconds > MAX_SECONDS:
+        # Beyond this, "now minus the duration" leaves the years PostgreSQL and Python share.
+        raise InvalidDuration(f"{text!r} is too long: at most {MAX_SECONDS // 86400}d (100 years)")
     return timedelta(seconds=seconds)
 
 

@@ -21,10 +21,12 @@ from typing import Any
 import psycopg
 
 from pgqueue import extractors, sql
+from pgqueue.errors import InvalidFileUrl
 from pgqueue.extractors import schemas
+from pgqueue.storage.urls import MAX_URL_LENGTH, scheme_of
 
 MAX_FILENAME = 255
-MAX_URL = 2048
+MAX_FILE_SIZE = 2**63 - 1  # the column is a bigint
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 
 
@@ -93,13 +95,22 @@ def _options_json(options: Mapping[str, Any]) -> str:
     return json.dumps(dict(options), allow_nan=False) if options else "{}"
 
 
+def _url_problem(url: object) -> str | None:
+    """What the worker would refuse in this URL before fetching anything, or None."""
+    try:
+        scheme_of(url)
+    except InvalidFileUrl as exc:
+        return str(exc)
+    return None
+
+
 def _problems(job: JobRequest) -> list[str]:
     if (
         type(job.filename) is str and 0 < len(job.filename) <= MAX_FILENAME
-        and type(job.file_url) is str and 0 < len(job.file_url) <= MAX_URL
-        and _URL.match(job.file_url) is not None
-        and type(job.file_size) is int and job.file_size >= 0
-        and job.format in extractors.formats()
+        and "\x00" not in job.filename
+        and _url_problem(job.file_url) is None
+        and type(job.file_size) is int and 0 <= job.file_size <= MAX_FILE_SIZE
+        and type(job.format) is str and job.format in extractors.formats()
         and type(job.options) is dict and not job.options
         and job.record_id is None and job.field_id is None and job.attachment_id is None
         and type(job.max_retries) is int and 0 <= job.max_retries <= 100
@@ -111,16 +122,22 @@ def _problems(job: JobRequest) -> list[str]:
         problems.append("filename must be a non-empty string")
     elif len(job.filename) > MAX_FILENAME:
         problems.append(f"filename is longer than {MAX_FILENAME} characters")
+    elif "\x00" in job.filename:
+        problems.append("filename must not contain NUL characters")
     if not isinstance(job.file_url, str) or not job.file_url.strip():
         problems.append("file_url must be a non-empty string")
-    elif len(job.file_url) > MAX_URL:
-        problems.append(f"file_url is longer than {MAX_URL} characters")
+    elif len(job.file_url) > MAX_URL_LENGTH:
+        problems.append(f"file_url is longer than {MAX_URL_LENGTH} characters")
     elif not _URL.match(job.file_url):
         problems.append(f"file_url must be a URL such as s3://bucket/key, got {job.file_url[:80]!r}")
+    elif problem := _url_problem(job.file_url):
+        problems.append(problem)  # the worker's own check: scheme, control characters
     if isinstance(job.file_size, bool) or not isinstance(job.file_size, int) or job.file_size < 0:
         problems.append(f"file_size must be a non-negative integer, got {job.file_size!r}")
+    elif job.file_size > MAX_FILE_SIZE:
+        problems.append(f"file_size is larger than {MAX_FILE_SIZE}, got {job.file_size}")
     known = extractors.formats()
-    if job.format not in known:
+    if not isinstance(job.format, str) or job.format not in known:
         problems.append(f"unknown format {job.format!r}; known formats: {', '.join(sorted(known))}")
     if not isinstance(job.options, Mapping):
         problems.append(f"options must be a JSON object, got {type(job.options).__name__}")
@@ -129,8 +146,10 @@ def _problems(job: JobRequest) -> list[str]:
             json.dumps(dict(job.options), allow_nan=False)
         except (TypeError, ValueError) as exc:
             problems.append(f"options are not JSON: {exc}")
+        except RecursionError:
+            problems.append("options are nested too deeply")
         else:
-            if problem := schemas.options_problem(job.format, job.options):
+            if isinstance(job.format, str) and (problem := schemas.options_problem(job.format, job.options)):
                 problems.append(problem)
     for name in ("record_id", "field_id", "attachment_id"):
         value = getattr(job, name)
@@ -139,6 +158,13 @@ def _problems(job: JobRequest) -> list[str]:
     if isinstance(job.max_retries, bool) or not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 100:
         problems.append(f"max_retries must be an integer from 0 to 100, got {job.max_retries!r}")
     return problems
+
+
+def _checked(job: object) -> JobRequest:
+    """A bulk item: JobRequests validate themselves on creation; anything else is refused."""
+    if not isinstance(job, JobRequest):
+        raise InvalidJob(f"enqueue_bulk takes JobRequest items, got {type(job).__name__}")
+    return job
 
 
 def _uuid_text(value: str | uuid.UUID | None, strict: bool = True) -> str | None:
@@ -218,7 +244,7 @@ def enqueue_bulk(connection: psycopg.Connection[Any], jobs: Iterable[JobRequest]
     with scope, connection.cursor() as cursor:
         with cursor.copy(sql.JOB_COPY) as copy:
             for job in jobs:
-                if job.attachment_id is None:
+                if _checked(job).attachment_id is None:
                     copy.write_row(job.row())
                 else:
                     attached.append(job)
@@ -244,7 +270,7 @@ async def enqueue_bulk_async(
     async with scope, connection.cursor() as cursor:
         async with cursor.copy(sql.JOB_COPY) as copy:
             for job in jobs:
-                if job.attachment_id is None:
+                if _checked(job).attachment_id is None:
                     await copy.write_row(job.row())
                 else:
                     attached.append(job)

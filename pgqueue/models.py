@@ -45,6 +45,14 @@ metadata = MetaData()
 records_stub = Table("records", metadata, Column("id", UUID(as_uuid=False), primary_key=True))
 
 
+# Python's datetime reads years 1 to 9999, PostgreSQL's timestamptz far more, and infinity.
+TIMES_IN_RANGE_NAME = "ck_extraction_jobs_times_in_range"
+TIMES_IN_RANGE = " AND ".join(
+    f"{column} BETWEEN '1900-01-01 00:00:00+00' AND '9999-01-01 00:00:00+00'"
+    for column in ("created_at", "updated_at", "next_retry_at", "started_at", "completed_at")
+)
+
+
 def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{value}'" for value in values)
 
@@ -166,6 +174,7 @@ class ExtractionJob(Base):
             "retry_count >= 0 AND max_retries >= 0", name="ck_extraction_jobs_retries"
         ),
         CheckConstraint("file_size >= 0", name="ck_extraction_jobs_file_size"),
+        CheckConstraint(TIMES_IN_RANGE, name=TIMES_IN_RANGE_NAME),
         CheckConstraint(
             "options IS NULL OR jsonb_typeof(options) = 'object'",
             name="ck_extraction_jobs_options_object",

@@ -31,7 +31,7 @@ SET status = 'processing',
 FROM due
 WHERE job.id = due.id
 RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.format,
-          job.options, job.retry_count, job.max_retries
+          job.options::text AS options, job.retry_count, job.max_retries
 """
 
 # A batch of outcomes, fenced: only rows still processing and held by the worker identity that

@@ -308,6 +308,20 @@ def test_jobs_list_filters_and_pages(pgqueue: Cli, conn: psycopg.Connection[Any]
     assert pgqueue("jobs", "list", "--record", "nope").code == 2
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("purge", "--older-than", "99999999d"), "too long"),
+        (("purge", "--older-than", "30d", "--batch", "99999999999999999999"), "expected a whole number"),
+        (("jobs", "list", "--offset", "-1"), "expected a whole number from 0"),
+        (("jobs", "list", "--since", "9999999999d"), "too long"),
+    ],
+)
+def test_out_of_range_numbers_get_a_usage_error(pgqueue: Cli, args: tuple[str, ...], message: str) -> None:
+    result = pgqueue(*args)
+    assert result.code == 2 and message in result.err and "Traceback" not in result.err
+
+
 def test_jobs_show_prints_the_row_history_and_result(pgqueue: Cli, conn: psycopg.Connection[Any]) -> None:
     job_id = make_job(conn, "completed", result=Jsonb({"tables": [{"rows": [["Ø12", "2"]]}]}),
                       error_history=Jsonb([{"attempt": 1, "error_type": "StorageUnavailable",

@@ -122,6 +122,13 @@ def test_concurrent_enqueues_of_one_attachment_make_one_job(db_url: str, conn: C
     assert count(conn) == 1
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for _ in range(depth):
+        options = {"a": options}
+    return options
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
@@ -139,6 +146,14 @@ def test_concurrent_enqueues_of_one_attachment_make_one_job(db_url: str, conn: C
         ({"options": {"layers": "yes"}}, "option 'layers'"),
         ({"record_id": "not-a-uuid"}, "record_id must be a UUID"),
         ({"max_retries": -1}, "max_retries must be an integer"),
+        # The worker would refuse these at once; they are refused here first.
+        ({"file_url": "ftp://host/plate.dxf"}, "unsupported URL scheme 'ftp'"),
+        ({"file_url": "b2://bucket/plate.dxf"}, "unsupported URL scheme 'b2'"),
+        ({"file_url": "s3://bucket/plate.dxf\n"}, "control characters"),
+        ({"filename": "plate\x00.dxf"}, "filename must not contain NUL"),
+        ({"file_size": 2**63}, "file_size is larger than"),
+        ({"format": ["dxf"]}, "unknown format"),
+        ({"options": _nested(5000)}, "options are nested too deeply"),
     ],
 )
 def test_invalid_input_is_refused_before_anything_is_written(
@@ -162,6 +177,14 @@ def test_bulk_enqueue_with_copy_skips_active_attachments(conn: Conn, db_url: str
     assert count(conn) == 20_001
     sizes = conn.execute("SELECT sum(file_size) AS total FROM extraction_jobs WHERE file_url LIKE 's3://legacy/f%'").fetchone()
     assert sizes == {"total": sum(range(20_000))}
+
+
+@pytest.mark.parametrize("item", [None, {"filename": "a.pdf"}])
+def test_bulk_enqueue_refuses_an_item_that_is_not_a_job_request(conn: Conn, db_url: str, item: Any) -> None:
+    jobs = [JobRequest("a.pdf", "s3://b/a.pdf", 1, "pdf"), item]
+    with psycopg.connect(db_url, autocommit=True) as web, pytest.raises(InvalidJob, match="JobRequest"):
+        enqueue_bulk(web, jobs)
+    assert count(conn) == 0
 
 
 def test_bulk_enqueue_async_is_rolled_back_with_the_caller(db_url: str, conn: Conn) -> None:

@@ -323,7 +323,7 @@ def test_pgqueue_migrate_beside_pybases_alembic_upgrade(empty_url: str, tmp_path
         assert result.returncode == 0, result.stderr
     check_pgqueue_lives_in_pybase(empty_url)
     assert query(empty_url, "SELECT version_num FROM pybase.alembic_version") == [{"version_num": "pybase_records"}]
-    assert query(empty_url, "SELECT version_num FROM pybase.pgqueue_alembic_version") == [{"version_num": "pgqueue_0002"}]
+    assert query(empty_url, "SELECT version_num FROM pybase.pgqueue_alembic_version") == [{"version_num": "pgqueue_0003"}]
     command.upgrade(config, "heads")  # PyBase's history is untouched by pgqueue's
     assert query(empty_url, "SELECT version_num FROM pybase.alembic_version") == [{"version_num": "pybase_records"}]
 
@@ -334,7 +334,7 @@ def test_pgqueues_migrations_in_pybases_version_locations(empty_url: str, tmp_pa
     command.upgrade(config, "heads")
     check_pgqueue_lives_in_pybase(empty_url)
     versions = query(empty_url, "SELECT version_num FROM pybase.alembic_version ORDER BY 1")
-    assert versions == [{"version_num": "pgqueue_0002"}, {"version_num": "pybase_records"}]
+    assert versions == [{"version_num": "pgqueue_0003"}, {"version_num": "pybase_records"}]
     command.downgrade(config, "pgqueue@base")  # pgqueue's branch comes off alone
     assert query(empty_url, "SELECT to_regclass('pybase.extraction_jobs') IS NULL AS gone, "
                             "to_regclass('pybase.records') IS NOT NULL AS kept") == [{"gone": True, "kept": True}]

@@ -19,6 +19,7 @@ from pgqueue import migrate
 from pgqueue.database import sqlalchemy_url
 from pgqueue.models import ExtractionJob, ExtractionJobStatus, metadata
 from tests import database
+from tests.factories import make_job
 
 SPEC_INDEXES = {
     "ix_extraction_jobs_status": ["status"],
@@ -108,6 +109,33 @@ def test_the_database_refuses_values_outside_the_lifecycle(
         statement = "INSERT INTO extraction_jobs (filename, file_url, file_size, format) VALUES ('a.pdf', 's3://b/a.pdf', -1, 'pdf')"
     with pytest.raises(psycopg.errors.CheckViolation):
         conn.execute(statement.format(column=column, value=value).encode())
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("next_retry_at", "'infinity'"),
+        ("next_retry_at", "'-infinity'"),
+        ("next_retry_at", "'20000-01-01'"),
+        ("created_at", "'infinity'"),
+        ("updated_at", "'1000-01-01'"),
+    ],
+)
+def test_the_database_refuses_times_python_cannot_read(
+    conn: psycopg.Connection[Any], column: str, value: str
+) -> None:
+    # One such row, typed by hand, once made every worker fail when it asked for the next due
+    # time: the queue stopped for everyone.
+    with pytest.raises(psycopg.errors.CheckViolation, match="ck_extraction_jobs_times_in_range"):
+        conn.execute(
+            psycopg.sql.SQL(
+                "INSERT INTO extraction_jobs (filename, file_url, file_size, format, {column}) "
+                "VALUES ('a.pdf', 's3://b/a.pdf', 1, 'pdf', {value})"
+            ).format(column=psycopg.sql.Identifier(column), value=psycopg.sql.SQL(value))
+        )
+    job_id = make_job(conn, "processing")
+    with pytest.raises(psycopg.errors.CheckViolation, match="ck_extraction_jobs_times_in_range"):
+        conn.execute("UPDATE extraction_jobs SET started_at = 'infinity' WHERE id = %s", [job_id])
 
 
 def test_invalid_json_cannot_be_stored(conn: psycopg.Connection[Any]) -> None:

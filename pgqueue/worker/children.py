@@ -257,7 +257,7 @@ class ChildPool:
         # Every job fetches its file: storage (obstore, httpx) is preloaded with the job runner,
         # so a replaced child does not pay ~110 ms of imports. Extractors stay lazy, per format.
         preload = {
-            "pgqueue.jobrun", "pgqueue.storage", __name__,
+            "pgqueue.jobrun", "pgqueue.storage.fetcher", __name__,
             getattr(target, "__module__", None) or __name__,
         }
         self._context.set_forkserver_preload(sorted(preload))

@@ -16,6 +16,8 @@ import structlog
 from anyio.abc import TaskGroup
 
 from pgqueue import metrics, sql
+from pgqueue.errors import InvalidOptions
+from pgqueue.jobrun import Outcome
 from pgqueue.settings import Settings
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
@@ -98,7 +100,13 @@ class Claimer:
                 log.warning("job_reclaimed_while_running", job_id=row["id"],
                             worker_id=self.state.worker_id)
                 continue
-            job = ClaimedJob.from_row(row, worker_id)
+            try:
+                job = ClaimedJob.from_row(row, worker_id)
+            except InvalidOptions as exc:
+                # Fails this job alone, without a run; its batch-mates go on.
+                job = ClaimedJob.from_row({**row, "options": None}, worker_id)
+                self.completer.submit(job, Outcome.failure(job.id, exc), time.monotonic())
+                continue
             metrics.claimed(job.format).inc()
             log.info("job_claimed", job_id=job.id, format=job.format, attempt=job.attempt,
                      worker_id=self.state.worker_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import time
@@ -11,6 +12,7 @@ from typing import Any
 
 import anyio
 
+from pgqueue.errors import InvalidOptions
 from pgqueue.jobrun import JobInput
 
 
@@ -36,11 +38,25 @@ class ClaimedJob:
 
     @classmethod
     def from_row(cls, row: dict[str, Any], worker_id: str) -> ClaimedJob:
+        """A claimed row (options as JSON text). ``InvalidOptions`` if they cannot be read."""
         return cls(
             id=row["id"], filename=row["filename"], file_url=row["file_url"],
-            file_size=row["file_size"], format=row["format"], options=row["options"] or {},
+            file_size=row["file_size"], format=row["format"], options=read_options(row["options"]),
             retry_count=row["retry_count"], max_retries=row["max_retries"], worker_id=worker_id,
         )
+
+
+def read_options(text: str | None) -> dict[str, Any]:
+    """A claimed job's options. The claim returns them as text and they are read here, job by
+    job: options nested thousands deep (typed by hand) once made the driver fail the whole
+    claim, and the worker with it."""
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise InvalidOptions("the options are nested too deeply to read") from None
+    return value if isinstance(value, dict) else {}
 
 
 # Why a running job was stopped before it finished. Only a hand-back writes anything: a

@@ -158,6 +158,9 @@ class ExtractionJob(Base):
                 f"status IN ({_sql_list(ACTIVE_STATUSES)}) AND attachment_id IS NOT NULL"
             ),
         ),
+        # The web dashboard's newest-first pages, by keyset (migration pgqueue_0007). Neither
+        # column ever changes, so the index costs an insert, never an update.
+        Index("ix_extraction_jobs_created", "created_at", "id"),
         CheckConstraint(
             f"status IN ({_sql_list(tuple(s.value for s in ExtractionJobStatus))})",
             name="ck_extraction_jobs_status",

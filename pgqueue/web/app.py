@@ -253,15 +253,27 @@ _ACTIONS: dict[str, tuple[Callable[..., Awaitable[control.JobChange]], tuple[str
 }
 
 
-async def _checked_form(request: Request, config: Config) -> dict[str, str] | Response:
-    """The posted form, or the refusal when the app is read-only or the CSRF check fails."""
+@dataclass(frozen=True)
+class _Action:
+    name: str
+    form: dict[str, str]
+    change: Callable[..., Awaitable[control.JobChange]]
+    statuses: tuple[str, ...]
+
+
+async def _checked_action(request: Request, config: Config) -> _Action | Response:
+    """The action asked for, or the refusal when the app is read-only or the CSRF check fails."""
     if config.read_only:
         return _page(request, config, "error.html", {"message": "This dashboard is read-only."}, status=403)
     form = {key: str(value) for key, value in (await request.form()).items()}
     if not csrf.valid(config.secret, request.cookies.get(csrf.COOKIE), form.get(csrf.FIELD)):
         message = "The form's security token is missing or stale: reload the page and try again."
         return _page(request, config, "error.html", {"message": message}, status=403)
-    return form
+    name = request.path_params["action"]
+    if name not in _ACTIONS:
+        raise filters.BadRequest(f"unknown action {name[:32]!r}: retry or cancel")
+    change, statuses = _ACTIONS[name]
+    return _Action(name, form, change, statuses)
 
 
 def _who(request: Request) -> str | None:
@@ -271,42 +283,37 @@ def _who(request: Request) -> str | None:
 
 
 async def act_on_job(request: Request, config: Config) -> Response:
-    form = await _checked_form(request, config)
-    if isinstance(form, Response):
-        return form
-    action = request.path_params["action"]
-    if action not in _ACTIONS:
-        raise filters.BadRequest(f"unknown action {action[:32]!r}: retry or cancel")
+    action = await _checked_action(request, config)
+    if isinstance(action, Response):
+        return action
     key = filters.job_id(request.path_params["job_id"])
-    change_job, _ = _ACTIONS[action]
     async with _connection(config) as connection:
-        change = await change_job(connection, key)
-    log.info("web_action", action=action, job_id=key, changed=change.changed, status=change.status, user=_who(request))
-    done = f"{action} done" if change.changed else f"{action} changed nothing: the job is {change.status}"
+        change = await action.change(connection, key)
+    log.info(
+        "web_action", action=action.name, job_id=key, changed=change.changed, status=change.status,
+        user=_who(request),
+    )
+    done = f"{action.name} done" if change.changed else f"{action.name} changed nothing: the job is {change.status}"
     base = request.scope.get("root_path", "")
     return RedirectResponse(f"{base}/jobs/{key}?{urlencode({'done': done})}", status_code=303)
 
 
 async def act_on_matching(request: Request, config: Config) -> Response:
-    form = await _checked_form(request, config)
-    if isinstance(form, Response):
-        return form
-    action = request.path_params["action"]
-    if action not in _ACTIONS:
-        raise filters.BadRequest(f"unknown action {action[:32]!r}: retry or cancel")
-    chosen = filters.job_filter(form)
-    change_job, statuses = _ACTIONS[action]
-    params = {**chosen.params(), "statuses": list(statuses), "limit": ACTION_LIMIT}
+    action = await _checked_action(request, config)
+    if isinstance(action, Response):
+        return action
+    chosen = filters.job_filter(action.form)
+    params = {**chosen.params(), "statuses": list(action.statuses), "limit": ACTION_LIMIT}
     changed = 0
     async with _connection(config) as connection:
         ids = [row["id"] for row in await _rows(connection, sql.WEB_JOB_IDS_MATCHING, params)]
         for key in ids:
-            changed += (await change_job(connection, key)).changed
+            changed += (await action.change(connection, key)).changed
     log.info(
-        "web_action", action=f"{action}_matching", matched=len(ids), changed=changed,
+        "web_action", action=f"{action.name}_matching", matched=len(ids), changed=changed,
         filter=chosen.query(), user=_who(request),
     )
-    done = f"{action}: {changed} of {len(ids)} matching jobs changed"
+    done = f"{action.name}: {changed} of {len(ids)} matching jobs changed"
     if len(ids) == ACTION_LIMIT:
         done += f" (at most {ACTION_LIMIT} at a time: run it again for the rest)"
     base = request.scope.get("root_path", "")

@@ -453,7 +453,7 @@ FROM extraction_jobs
 WHERE""" + _WEB_JOB_MATCH + """
   AND (CAST(%(after_at)s AS timestamptz) IS NULL
        OR (created_at, id) < (CAST(%(after_at)s AS timestamptz), CAST(%(after_id)s AS uuid)))
-ORDER BY created_at DESC, id DESC
+ORDER BY extraction_jobs.created_at DESC, extraction_jobs.id DESC
 LIMIT %(limit)s
 """
 
@@ -464,10 +464,37 @@ SELECT CAST(id AS text) AS id
 FROM extraction_jobs
 WHERE""" + _WEB_JOB_MATCH + """
   AND status = ANY(CAST(%(statuses)s AS text[]))
-ORDER BY created_at DESC, id DESC
+ORDER BY extraction_jobs.created_at DESC, extraction_jobs.id DESC
 LIMIT %(limit)s
 """
 
+# Jobs per status, from the status index alone (an index-only scan on a vacuumed table).
 WEB_STATUS_COUNTS = """
 SELECT status, count(*) AS jobs FROM extraction_jobs GROUP BY status
+"""
+
+# Per format: the active jobs now, and the jobs finished in the last 24 hours (through
+# ix_extraction_jobs_finished), so the overview never counts a whole history.
+WEB_FORMATS_NOW = """
+SELECT format, status, count(*) AS jobs
+FROM extraction_jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY format, status
+UNION ALL
+SELECT format, status, count(*) AS jobs
+FROM extraction_jobs
+WHERE completed_at >= now() - interval '24 hours'
+GROUP BY format, status
+"""
+
+# The overview's failures of the last 24 hours by error type (the failures page groups every
+# failed job by normalised message, through the pgqueue_failure_reasons view).
+WEB_RECENT_FAILURES = """
+SELECT coalesce(error_history -> -1 ->> 'error_type', 'Unknown') AS error_type,
+       count(*) AS jobs, max(completed_at) AS last_seen
+FROM extraction_jobs
+WHERE status = 'failed' AND completed_at >= now() - interval '24 hours'
+GROUP BY 1
+ORDER BY jobs DESC, last_seen DESC
+LIMIT 10
 """

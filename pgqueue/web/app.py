@@ -170,11 +170,11 @@ def _page(
 async def overview(request: Request, config: Config) -> Response:
     async with _connection(config) as connection:
         counts = {row["status"]: row["jobs"] for row in await _rows(connection, sql.WEB_STATUS_COUNTS)}
-        by_format = await _rows(connection, sql.REPORT_STATUS_BY_FORMAT)
+        by_format = await _rows(connection, sql.WEB_FORMATS_NOW)
         lag = (await _rows(connection, sql.REPORT_QUEUE_LAG))[0]
         throughput = (await _rows(connection, sql.REPORT_THROUGHPUT))[0]
         live = await _rows(connection, sql.REPORT_LIVE_WORKERS)
-        reasons = await _rows(connection, sql.REPORT_FAILURE_REASONS, {"limit": 5})
+        recent_failures = await _rows(connection, sql.WEB_RECENT_FAILURES)
     formats: dict[str, dict[str, int]] = {}
     for row in by_format:
         formats.setdefault(row["format"], {})[row["status"]] = row["jobs"]
@@ -184,7 +184,7 @@ async def overview(request: Request, config: Config) -> Response:
         "lag": lag,
         "throughput": throughput,
         "workers": live,
-        "reasons": reasons,
+        "recent_failures": recent_failures,
     }
     return _page(request, config, "overview.html", context)
 

@@ -158,6 +158,13 @@ class ExtractionJob(Base):
                 f"status IN ({_sql_list(ACTIVE_STATUSES)}) AND attachment_id IS NOT NULL"
             ),
         ),
+        # The web dashboard's newest-first pages by keyset, and its recent counts (pgqueue_0007).
+        Index("ix_extraction_jobs_created", "created_at", "id"),
+        Index(
+            "ix_extraction_jobs_finished",
+            "completed_at",
+            postgresql_where=text("completed_at IS NOT NULL"),
+        ),
         CheckConstraint(
             f"status IN ({_sql_list(tuple(s.value for s in ExtractionJobStatus))})",
             name="ck_extraction_jobs_status",

@@ -432,3 +432,69 @@ WITH old AS (
 DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
 RETURNING CAST(job.id AS text) AS id
 """
+
+# --- the web dashboard (pgqueue.web) ----------------------------------------------------------
+# Pages by keyset on (created_at, id), newest first, on ix_extraction_jobs_created: a page deep
+# in a million rows costs what the first one does. A filter left NULL matches everything.
+
+_WEB_JOB_MATCH = """
+      (CAST(%(status)s AS text) IS NULL OR status = CAST(%(status)s AS text))
+  AND (CAST(%(format)s AS text) IS NULL OR format = CAST(%(format)s AS text))
+  AND (CAST(%(record_id)s AS uuid) IS NULL OR record_id = CAST(%(record_id)s AS uuid))
+  AND (CAST(%(text)s AS text) IS NULL
+       OR strpos(lower(filename), lower(CAST(%(text)s AS text))) > 0)
+"""
+
+WEB_JOB_PAGE = """
+SELECT CAST(id AS text) AS id, filename, format, status, retry_count, max_retries,
+       CAST(record_id AS text) AS record_id, created_at, completed_at,
+       left(error_message, 200) AS error_message
+FROM extraction_jobs
+WHERE""" + _WEB_JOB_MATCH + """
+  AND (CAST(%(after_at)s AS timestamptz) IS NULL
+       OR (created_at, id) < (CAST(%(after_at)s AS timestamptz), CAST(%(after_id)s AS uuid)))
+ORDER BY extraction_jobs.created_at DESC, extraction_jobs.id DESC
+LIMIT %(limit)s
+"""
+
+# The ids an action on "every job matching this filter" touches, in the statuses it applies to;
+# each is then changed through the same fenced statement as a single job.
+WEB_JOB_IDS_MATCHING = """
+SELECT CAST(id AS text) AS id
+FROM extraction_jobs
+WHERE""" + _WEB_JOB_MATCH + """
+  AND status = ANY(CAST(%(statuses)s AS text[]))
+ORDER BY extraction_jobs.created_at DESC, extraction_jobs.id DESC
+LIMIT %(limit)s
+"""
+
+# Jobs per status, from the status index alone (an index-only scan on a vacuumed table).
+WEB_STATUS_COUNTS = """
+SELECT status, count(*) AS jobs FROM extraction_jobs GROUP BY status
+"""
+
+# Per format: the active jobs now, and the jobs finished in the last 24 hours (through
+# ix_extraction_jobs_finished), so the overview never counts a whole history.
+WEB_FORMATS_NOW = """
+SELECT format, status, count(*) AS jobs
+FROM extraction_jobs
+WHERE status IN ('pending', 'processing')
+GROUP BY format, status
+UNION ALL
+SELECT format, status, count(*) AS jobs
+FROM extraction_jobs
+WHERE completed_at >= now() - interval '24 hours'
+GROUP BY format, status
+"""
+
+# The overview's failures of the last 24 hours by error type (the failures page groups every
+# failed job by normalised message, through the pgqueue_failure_reasons view).
+WEB_RECENT_FAILURES = """
+SELECT coalesce(error_history -> -1 ->> 'error_type', 'Unknown') AS error_type,
+       count(*) AS jobs, max(completed_at) AS last_seen
+FROM extraction_jobs
+WHERE status = 'failed' AND completed_at >= now() - interval '24 hours'
+GROUP BY 1
+ORDER BY jobs DESC, last_seen DESC
+LIMIT 10
+"""

@@ -210,16 +210,16 @@ def _statements(
                 )
             pending = len(buffer) - position
             if pending > max_statement_chars:
-                raise CorruptFile(
-                    f"line {line}: a record runs past {max_statement_chars:,} characters "
-                    "without ending (an unterminated string or comment?)"
-                )
+                _check_length(buffer, position, len(buffer), line, max_statement_chars)
             # Read at least as much as is pending, so one long record costs linear time.
             chunk = stream.read(max(chunk_chars, pending))
             exhausted = not chunk
             buffer = buffer[position:] + chunk
             position = 0
             continue
+        if end - position > max_statement_chars:
+            # Reads of up to twice the limit can complete a statement: measure what was found.
+            _check_length(buffer, position, end, line, max_statement_chars)
         raw = buffer[position:end]
         text = raw.lstrip()
         statement_line = line + raw.count("\n", 0, len(raw) - len(text))
@@ -228,6 +228,18 @@ def _statements(
             text = _without_comments(text).lstrip()
         yield statement_line, text.rstrip()
         position = end + 1
+
+
+def _check_length(buffer: str, position: int, end: int, line: int, limit: int) -> None:
+    """Refuse a statement whose text (after leading spaces and comments) passes ``limit``."""
+    leading = _SPACE.match(buffer, position)
+    start = leading.end() if leading else position
+    if end - start > limit:
+        start_line = line + buffer.count("\n", position, start)
+        raise CorruptFile(
+            f"line {start_line}: a record runs past {limit:,} characters without ending (an "
+            "unterminated string or comment?)"
+        )
 
 
 # --- the file --------------------------------------------------------------------------------

@@ -1,0 +1,109 @@
+"""The file ifcopenshell is given: the upload itself, or a corrected copy of it.
+
+A copy is written when ifcopenshell would refuse or misread the upload: its FILE_SCHEMA is a
+variant ifcopenshell does not name (the copy names the nearest schema, see ``ifc_schema``), or
+its strings hold bytes in another encoding than the standard's (the copy writes them as
+``\\X2\\`` escapes, see ``ifc_text``). The copy is made in one streaming pass that also counts
+the file's records, so that records the reading schema cannot take are counted, not lost.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from pgqueue.extractors.ifc_schema import is_ifc_schema, nearest_schema
+from pgqueue.extractors.ifc_text import (
+    STRING_LITERAL,
+    EncodingVote,
+    decoded,
+    may_hold_bytes,
+    step_literal,
+    string_bytes,
+)
+from pgqueue.extractors.step_reader import Header, statements
+
+SCAN_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Source:
+    """What ifcopenshell opens, and how it differs from the upload."""
+
+    path: Path
+    file_schema: str  # the FILE_SCHEMA name the file gives
+    schema: str  # the schema ifcopenshell reads it with
+    encoding: str | None  # the encoding its 8-bit strings were decoded in, if not the standard's
+    strings_decoded: int  # strings decoded in that encoding
+    unidentified_strings: int  # strings with bytes 0x80-0x9F left as the standard reads them
+    record_count: int | None  # records in the file, counted when a copy was written
+
+
+@contextmanager
+def ifc_source(path: Path, header: Header) -> Iterator[Source]:
+    """The file to open for ``path``; a corrected copy lives until the context ends."""
+    file_schema = next(name for name in header.schema_names if is_ifc_schema(name))
+    schema = nearest_schema(file_schema)
+    vote = _vote(path) if _has_8bit_text(path) else EncodingVote()
+    encoding = vote.encoding()
+    unidentified = vote.control_bytes if encoding is None else 0
+    if schema == file_schema and encoding is None:
+        yield Source(path, file_schema, schema, None, 0, unidentified, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="pgqueue-ifc-") as folder:
+        copy = Path(folder) / "model.ifc"
+        count = _write_copy(path, copy, None if schema == file_schema else schema, encoding)
+        strings = vote.strings if encoding is not None else 0
+        yield Source(copy, file_schema, schema, encoding, strings, unidentified, count)
+
+
+def _has_8bit_text(path: Path) -> bool:
+    """A cheap pass over the bytes: can any string hold bytes past ASCII?"""
+    tail = b""
+    with open(path, "rb") as stream:
+        while chunk := stream.read(SCAN_CHUNK_BYTES):
+            window = tail + chunk  # an escape may straddle two chunks
+            if not chunk.isascii() or b"\\X\\" in window or b"\\S\\" in window:
+                return True
+            tail = chunk[-2:]
+    return False
+
+
+def _vote(path: Path) -> EncodingVote:
+    vote = EncodingVote()
+    with open(path, encoding="latin-1", newline="") as stream:
+        for _, text in statements(stream):
+            if may_hold_bytes(text):
+                for literal in STRING_LITERAL.findall(text):
+                    found = string_bytes(literal)
+                    if found is not None:
+                        vote.add(*found)
+    return vote
+
+
+def _write_copy(path: Path, copy: Path, schema: str | None, encoding: str | None) -> int:
+    """Copy ``path`` naming ``schema`` and decoding 8-bit strings; return the record count."""
+    records = 0
+    with open(path, encoding="latin-1", newline="") as source, \
+            open(copy, "w", encoding="latin-1", newline="") as target:
+        for _, text in statements(source):
+            if text.startswith("#"):
+                records += 1
+            elif schema is not None and text[:11].upper() == "FILE_SCHEMA":
+                text = f"FILE_SCHEMA(('{schema}'))"
+            if encoding is not None and may_hold_bytes(text):
+                text = STRING_LITERAL.sub(lambda match: _recoded(match.group(0), encoding), text)
+            target.write(text)
+            target.write(";\n")
+    return records
+
+
+def _recoded(literal: str, encoding: str) -> str:
+    found = string_bytes(literal)
+    return literal if found is None else step_literal(decoded(found[0], encoding))
+
+
+__all__ = ["Source", "ifc_source"]

@@ -339,14 +339,11 @@ class _SpatialTree:
         ]
         counts = Counter(element.is_a() for element in contained)
         children: list[dict[str, Any]] = []
-        for relation in item.IsDecomposedBy or ():
-            for child in relation.RelatedObjects:
-                if not _is_spatial(child):
-                    continue
-                if self.nodes >= MAX_SPATIAL_NODES or depth >= MAX_SPATIAL_DEPTH:
-                    self.truncated = True
-                    break
-                children.append(self.node(child, depth + 1))
+        for child in _spatial_children(item):
+            if self.nodes >= MAX_SPATIAL_NODES or depth >= MAX_SPATIAL_DEPTH:
+                self.truncated = True
+                break
+            children.append(self.node(child, depth + 1))
         # The file's order is arbitrary (relations are sets): storeys go bottom-up, then names.
         children.sort(key=lambda node: (node["elevation"] is None, node["elevation"] or 0.0,
                                         node["name"] or ""))
@@ -359,6 +356,21 @@ class _SpatialTree:
             "element_counts": dict(sorted(counts.items())),
             "children": children,
         }
+
+
+def _spatial_children(item: Any) -> list[Any]:
+    """Spatial elements aggregated below ``item``, and those some writers (IFC Engine DLL)
+    place in it as contained elements instead (an IfcSpace in its storey)."""
+    found: dict[int, Any] = {}
+    for relation in item.IsDecomposedBy or ():
+        for child in relation.RelatedObjects:
+            if _is_spatial(child):
+                found.setdefault(child.id(), child)
+    for relation in getattr(item, "ContainsElements", ()) or ():
+        for child in relation.RelatedElements:
+            if _is_spatial(child):
+                found.setdefault(child.id(), child)
+    return list(found.values())
 
 
 def _wanted(element: Any, element_types: tuple[str, ...] | None) -> bool:

@@ -459,3 +459,26 @@ def test_corpus_bad_files_fail_clearly_and_fast(relative: str) -> None:
     with pytest.raises(error, match=re.escape(fragment)):
         ifc.extract(path, {})
     assert time.monotonic() - started < 5
+
+
+def test_a_space_placed_as_a_contained_element_is_in_the_tree(
+    model: IfcModelFacts, tmp_path: Path
+) -> None:
+    # IFC Engine DLL puts IfcSpace into its storey with IfcRelContainedInSpatialStructure
+    # instead of aggregating it; it is still a space of that storey.
+    import ifcopenshell
+    import ifcopenshell.guid
+
+    written = ifcopenshell.open(str(model.path))
+    storey = written.by_type("IfcBuildingStorey")[0]
+    space = written.createIfcSpace(ifcopenshell.guid.new(), None, "Room I")
+    written.createIfcRelContainedInSpatialStructure(
+        ifcopenshell.guid.new(), None, None, None, [space], storey)
+    path = tmp_path / "contained_space.ifc"
+    written.write(str(path))
+    result = ifc.extract(path, {})
+    (found,) = [node for node in storeys_of(result["spatial_structure"])
+                if node["global_id"] == storey.GlobalId]
+    assert [(child["type"], child["name"]) for child in found["children"]] == [
+        ("IfcSpace", "Room I")]
+    assert found["element_count"] == model.walls_per_storey + 1

@@ -8,9 +8,13 @@ Records that ifcopenshell could not parse are listed under ``errors``.
 
 Result keys, besides those of every CAD result:
 
-- ``schema``: ``IFC2X3``, ``IFC4`` or ``IFC4X3``; ``metadata`` holds the header (file name,
-  time stamp, author, organization, preprocessor, application), the project's name and the
-  authoring applications recorded in the model;
+- ``schema``: ``IFC2X3``, ``IFC4`` or ``IFC4X3``, the schema the file was read with: a variant
+  ifcopenshell does not name (``IFC2X_FINAL``, ``IFC4RC4``...) is read with the nearest one it
+  knows (``ifc_schema``, ``ifc_source``); ``metadata`` holds the header (file name, time stamp,
+  author, organization, preprocessor, application), the project's name, the authoring
+  applications recorded in the model, ``file_schema`` and ``schema_used``,
+  ``records_not_parsed`` (counted when a corrected copy was read) and ``text_encoding`` (set when
+  8-bit strings were decoded as Shift-JIS, UTF-8 or raw ISO 8859-1, see ``ifc_text``);
 - ``units``: project unit names by kind, e.g. ``{"length": "millimetre", "plane_angle":
   "degree"}``;
 - ``element_counts``: IfcElement instances by exact class (``{"IfcWall": 8}``); with the

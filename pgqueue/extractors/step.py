@@ -17,6 +17,8 @@ Result keys, besides those of every CAD result:
   representation contexts, e.g. ``{"length": "millimetre"}`` or ``{"length": "inch"}``;
 - ``entity_counts``: instances by entity type; each partial type of a complex instance counts
   (``metadata.instance_count`` is the number of instances);
+- ``dimensions``: the semantic PMI of AP242 files (dimensional sizes and locations with their
+  tolerances, geometric tolerances with their magnitudes), see ``step_pmi``;
 - ``geometry`` (option ``geometry``, needs the ``pgqueue[geometry]`` extra): bounding box and
   volume in millimetres, computed by OpenCASCADE.
 

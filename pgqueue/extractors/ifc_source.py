@@ -9,6 +9,7 @@ the file's records, so that records the reading schema cannot take are counted, 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,12 @@ from pgqueue.extractors.ifc_text import (
 from pgqueue.extractors.step_reader import Header, statements
 
 SCAN_CHUNK_BYTES = 1 << 20
+# Bytes past ASCII and the \X\ and \S\ escapes occur only inside strings. A string on one line,
+# escapes taken whole (the bare quote of \S\' too, as step_reader reads it). Searching for
+# the escapes alone is far faster, so the byte class is searched only where bytes past ASCII are.
+_ESCAPE = re.compile(rb"\\[XS]\\")
+_MARKER = re.compile(rb"\\[XS]\\|[\x80-\xff]")
+_LINE_STRING = re.compile(rb"'(?:[^'\\\n]|\\S\\[^\n]|\\[^\n]|'')*+'")
 
 
 @dataclass(frozen=True)
@@ -47,7 +54,7 @@ def ifc_source(path: Path, header: Header) -> Iterator[Source]:
     """The file to open for ``path``; a corrected copy lives until the context ends."""
     file_schema = next(name for name in header.schema_names if is_ifc_schema(name))
     schema = nearest_schema(file_schema)
-    vote = _vote(path) if _has_8bit_text(path) else EncodingVote()
+    vote = _vote(path)
     encoding = vote.encoding()
     unidentified = vote.control_bytes if encoding is None else 0
     if schema == file_schema and encoding is None:
@@ -60,25 +67,29 @@ def ifc_source(path: Path, header: Header) -> Iterator[Source]:
         yield Source(copy, file_schema, schema, encoding, strings, unidentified, count)
 
 
-def _has_8bit_text(path: Path) -> bool:
-    """A cheap pass over the bytes: can any string hold bytes past ASCII?"""
-    tail = b""
+def _vote(path: Path) -> EncodingVote:
+    """What the strings holding bytes past ASCII say about the file's encoding.
+
+    A pass over the bytes in chunks of whole lines; only the lines holding a marker are
+    searched for strings. (A string spanning lines is left out of the vote; the copy itself is
+    made statement by statement.)
+    """
+    vote = EncodingVote()
     with open(path, "rb") as stream:
         while chunk := stream.read(SCAN_CHUNK_BYTES):
-            window = tail + chunk  # an escape may straddle two chunks
-            if not chunk.isascii() or b"\\X\\" in window or b"\\S\\" in window:
-                return True
-            tail = chunk[-2:]
-    return False
-
-
-def _vote(path: Path) -> EncodingVote:
-    vote = EncodingVote()
-    with open(path, encoding="latin-1", newline="") as stream:
-        for _, text in statements(stream):
-            if may_hold_bytes(text):
-                for literal in STRING_LITERAL.findall(text):
-                    found = string_bytes(literal)
+            chunk += stream.readline()
+            ascii_only = chunk.isascii()
+            if ascii_only and b"\\X\\" not in chunk and b"\\S\\" not in chunk:
+                continue
+            searched = 0
+            for marker in (_ESCAPE if ascii_only else _MARKER).finditer(chunk):
+                if marker.start() < searched:
+                    continue
+                start = chunk.rfind(b"\n", 0, marker.start()) + 1
+                end = chunk.find(b"\n", marker.end())
+                searched = len(chunk) if end == -1 else end
+                for literal in _LINE_STRING.findall(chunk, start, searched):
+                    found = string_bytes(literal.decode("latin-1"))
                     if found is not None:
                         vote.add(*found)
     return vote

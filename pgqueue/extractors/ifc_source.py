@@ -3,8 +3,9 @@
 A copy is written when ifcopenshell would refuse or misread the upload: its FILE_SCHEMA is a
 variant ifcopenshell does not name (the copy names the nearest schema, see ``ifc_schema``), or
 its strings hold bytes in another encoding than the standard's (the copy writes them as
-``\\X2\\`` escapes, see ``ifc_text``). The copy is made in one streaming pass that also counts
-the file's records, so that records the reading schema cannot take are counted, not lost.
+``\\X2\\`` escapes, see ``ifc_text``). A schema variant's copy is made statement by statement
+and counts the file's records, so that records the reading schema cannot take are counted,
+not lost; a copy that only decodes text rewrites just the lines holding such strings.
 """
 
 from __future__ import annotations
@@ -54,7 +55,11 @@ def ifc_source(path: Path, header: Header) -> Iterator[Source]:
     """The file to open for ``path``; a corrected copy lives until the context ends."""
     file_schema = next(name for name in header.schema_names if is_ifc_schema(name))
     schema = nearest_schema(file_schema)
-    vote = _vote(path)
+    vote = EncodingVote()
+    for literal in _marked_strings(path):
+        found = string_bytes(literal.decode("latin-1"))
+        if found is not None:
+            vote.add(*found)
     encoding = vote.encoding()
     unidentified = vote.control_bytes if encoding is None else 0
     if schema == file_schema and encoding is None:
@@ -62,25 +67,29 @@ def ifc_source(path: Path, header: Header) -> Iterator[Source]:
         return
     with tempfile.TemporaryDirectory(prefix="pgqueue-ifc-") as folder:
         copy = Path(folder) / "model.ifc"
-        count = _write_copy(path, copy, None if schema == file_schema else schema, encoding)
+        count = None
+        if schema != file_schema:
+            count = _write_copy(path, copy, schema, encoding)
+        elif encoding is not None:
+            _write_recoded_copy(path, copy, encoding)
         strings = vote.strings if encoding is not None else 0
         yield Source(copy, file_schema, schema, encoding, strings, unidentified, count)
 
 
-def _vote(path: Path) -> EncodingVote:
-    """What the strings holding bytes past ASCII say about the file's encoding.
+def _marked_chunks(path: Path) -> Iterator[tuple[bytes, list[tuple[int, int]]]]:
+    """Chunks of whole lines, each with the spans of its lines holding a marker.
 
-    A pass over the bytes in chunks of whole lines; only the lines holding a marker are
-    searched for strings. (A string spanning lines is left out of the vote; the copy itself is
-    made statement by statement.)
+    Only those lines can hold strings with bytes past ASCII. (A string spanning lines is left
+    out; the copy for a schema variant is made statement by statement and misses none.)
     """
-    vote = EncodingVote()
     with open(path, "rb") as stream:
         while chunk := stream.read(SCAN_CHUNK_BYTES):
             chunk += stream.readline()
             ascii_only = chunk.isascii()
             if ascii_only and b"\\X\\" not in chunk and b"\\S\\" not in chunk:
+                yield chunk, []
                 continue
+            spans = []
             searched = 0
             for marker in (_ESCAPE if ascii_only else _MARKER).finditer(chunk):
                 if marker.start() < searched:
@@ -88,11 +97,30 @@ def _vote(path: Path) -> EncodingVote:
                 start = chunk.rfind(b"\n", 0, marker.start()) + 1
                 end = chunk.find(b"\n", marker.end())
                 searched = len(chunk) if end == -1 else end
-                for literal in _LINE_STRING.findall(chunk, start, searched):
-                    found = string_bytes(literal.decode("latin-1"))
-                    if found is not None:
-                        vote.add(*found)
-    return vote
+                spans.append((start, searched))
+            yield chunk, spans
+
+
+def _marked_strings(path: Path) -> Iterator[bytes]:
+    for chunk, spans in _marked_chunks(path):
+        for start, end in spans:
+            yield from _LINE_STRING.findall(chunk, start, end)
+
+
+def _write_recoded_copy(path: Path, copy: Path, encoding: str) -> None:
+    """Copy ``path`` with the 8-bit strings of its marked lines written as ``\\X2\\`` escapes."""
+
+    def recode(match: re.Match[bytes]) -> bytes:
+        return _recoded(match.group(0).decode("latin-1"), encoding).encode("latin-1")
+
+    with open(copy, "wb") as target:
+        for chunk, spans in _marked_chunks(path):
+            copied = 0
+            for start, end in spans:
+                target.write(chunk[copied:start])
+                target.write(_LINE_STRING.sub(recode, chunk[start:end]))
+                copied = end
+            target.write(chunk[copied:])
 
 
 def _write_copy(path: Path, copy: Path, schema: str | None, encoding: str | None) -> int:

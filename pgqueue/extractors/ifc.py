@@ -8,9 +8,13 @@ Records that ifcopenshell could not parse are listed under ``errors``.
 
 Result keys, besides those of every CAD result:
 
-- ``schema``: ``IFC2X3``, ``IFC4`` or ``IFC4X3``; ``metadata`` holds the header (file name,
-  time stamp, author, organization, preprocessor, application), the project's name and the
-  authoring applications recorded in the model;
+- ``schema``: ``IFC2X3``, ``IFC4`` or ``IFC4X3``, the schema the file was read with: a variant
+  ifcopenshell does not name (``IFC2X_FINAL``, ``IFC4RC4``...) is read with the nearest one it
+  knows (``ifc_schema``, ``ifc_source``); ``metadata`` holds the header (file name, time stamp,
+  author, organization, preprocessor, application), the project's name, the authoring
+  applications recorded in the model, ``file_schema`` and ``schema_used``,
+  ``records_not_parsed`` (counted when a corrected copy was read) and ``text_encoding`` (set when
+  8-bit strings were decoded as Shift-JIS, UTF-8 or raw ISO 8859-1, see ``ifc_text``);
 - ``units``: project unit names by kind, e.g. ``{"length": "millimetre", "plane_angle":
   "degree"}``;
 - ``element_counts``: IfcElement instances by exact class (``{"IfcWall": 8}``); with the
@@ -43,6 +47,9 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from pgqueue.errors import CorruptFile, InvalidOptions, UnsupportedFormat
+from pgqueue.extractors.ifc_schema import is_ifc_schema
+from pgqueue.extractors.ifc_source import Source, ifc_source
+from pgqueue.extractors.ifc_text import ENCODING_NAMES
 from pgqueue.extractors.options import OptionsModel, parse_options
 from pgqueue.extractors.results import Layer, cad_result, geometry_summary
 from pgqueue.extractors.step import application_protocol, si_unit_name
@@ -57,9 +64,6 @@ MAX_PROPERTIES_PER_SET = 200
 MAX_VALUE_CHARS = 200
 MAX_PARSE_ERRORS = 20
 MAX_ELEMENT_TYPES = 100
-
-# FILE_SCHEMA name -> the schema ifcopenshell knows it by.
-SCHEMAS = {"IFC2X3": "IFC2X3", "IFC4": "IFC4", "IFC4X3": "IFC4X3_ADD2"}
 
 UNIT_KINDS = {
     "PLANEANGLEUNIT": "plane_angle",
@@ -96,14 +100,18 @@ class Options(OptionsModel):
 def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     chosen = parse_options(Options, options)
     header = _check_file(path)
-    schema_name = _schema_of(header)
-    element_types = _element_types(chosen.element_types, schema_name)
+    with ifc_source(path, header) as source:
+        return _extract(source, header, chosen)
+
+
+def _extract(source: Source, header: Header, chosen: Options) -> dict[str, Any]:
+    element_types = _element_types(chosen.element_types, source.schema)
 
     import ifcopenshell  # heavy: only in the process that runs an IFC job
 
     ifcopenshell.get_log()  # empties the parser log, so what follows is this file's
     try:
-        model = ifcopenshell.open(str(path))
+        model = ifcopenshell.open(str(source.path))
     except ifcopenshell.SchemaError as exc:
         raise UnsupportedFormat(f"ifcopenshell cannot read this IFC schema: {exc}") from None
     except (OSError, RuntimeError) as exc:
@@ -112,27 +120,36 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         _without_log_prefix(line) for line in ifcopenshell.get_log().splitlines()
         if line.startswith("[error]")
     ]
+    not_parsed = None
+    if source.record_count is not None:
+        not_parsed = max(0, source.record_count - len(model.entity_names()))
     projects = model.by_type("IfcProject")
     if len(projects) != 1:
         raise CorruptFile(
             f"the file holds {len(projects)} IfcProject instances; a whole IFC file has exactly "
-            "one (is it truncated or not a building model?)"
+            f"one (is it truncated or not a building model?){_schema_note(source, not_parsed)}"
         )
-    if parse_errors and not model.by_type("IfcSpatialStructureElement"):
+    if (parse_errors or not_parsed) and not model.by_type("IfcSpatialStructureElement"):
         raise CorruptFile(
-            f"ifcopenshell could not parse {len(parse_errors)} record(s) and found no site, "
-            f"building or storey; first problem: {parse_errors[0]}"
+            f"ifcopenshell could not parse {not_parsed or len(parse_errors)} record(s) and "
+            f"found no site, building or storey{_schema_note(source, not_parsed)}; first "
+            f"problem: {parse_errors[0] if parse_errors else 'none logged'}"
         )
     try:
         result = _facts(model, projects[0], chosen, element_types)
     except (AttributeError, TypeError, ValueError, RuntimeError) as exc:
-        if not parse_errors:
+        if not parse_errors and not not_parsed:
             raise  # a well-formed model that trips us is our bug: let it be seen and retried
         raise CorruptFile(
             f"the model is inconsistent ({exc}); ifcopenshell could not parse "
-            f"{len(parse_errors)} record(s), first: {parse_errors[0]}"
+            f"{not_parsed or len(parse_errors)} record(s){_schema_note(source, not_parsed)}"
         ) from None
     result["metadata"] = _metadata(header, model, projects[0])
+    result["metadata"].update(
+        file_schema=source.file_schema, schema_used=source.schema,
+        records_not_parsed=not_parsed, text_encoding=source.encoding,
+    )
+    result["warnings"][:0] = _source_warnings(source, not_parsed)
     if parse_errors:
         result["errors"] = parse_errors[:MAX_PARSE_ERRORS]
         result["warnings"].append(
@@ -140,6 +157,34 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
             "counts may be incomplete"
         )
     return result
+
+
+def _schema_note(source: Source, not_parsed: int | None) -> str:
+    if source.schema == source.file_schema:
+        return ""
+    return (f" (FILE_SCHEMA {source.file_schema} read as {source.schema}; {not_parsed} record(s) "
+            "did not parse)")
+
+
+def _source_warnings(source: Source, not_parsed: int | None) -> list[str]:
+    warnings = []
+    if source.schema != source.file_schema:
+        warnings.append(
+            f"FILE_SCHEMA {source.file_schema} is not a schema ifcopenshell reads; read with "
+            f"{source.schema}, the nearest it knows: {not_parsed} of {source.record_count} "
+            "record(s) did not parse"
+        )
+    if source.encoding is not None:
+        warnings.append(
+            f"{source.strings_decoded} string(s) hold {ENCODING_NAMES[source.encoding]} bytes "
+            "instead of the standard's \\X2\\ escapes; decoded as such"
+        )
+    if source.unidentified_strings:
+        warnings.append(
+            f"{source.unidentified_strings} string(s) hold bytes 0x80-0x9F that are neither "
+            "ISO 8859-1 text, UTF-8 nor Shift-JIS; kept as ifcopenshell reads them"
+        )
+    return warnings
 
 
 def _facts(
@@ -187,7 +232,7 @@ def _check_file(path: Path) -> Header:
         raise UnsupportedFormat("this is XML (ifcXML?); only IFC-SPF (.ifc) files are supported")
     header = read_header(path)
     names = header.schema_names
-    if not any(name.startswith("IFC") for name in names):
+    if not any(is_ifc_schema(name) for name in names):
         protocols = [(name, application_protocol(name)) for name in names]
         for name, protocol in protocols:
             if protocol is not None:
@@ -202,18 +247,6 @@ def _check_file(path: Path) -> Header:
             "upload or copy?)"
         )
     return header
-
-
-def _schema_of(header: Header) -> str:
-    """The ifcopenshell schema name for the file's FILE_SCHEMA."""
-    for name in header.schema_names:
-        family = "IFC4X3" if name.startswith("IFC4X3") else name
-        if family in SCHEMAS:
-            return SCHEMAS[family]
-    raise UnsupportedFormat(
-        f"IFC schema {', '.join(header.schema_names)} is not supported; supported: "
-        f"{', '.join(SCHEMAS)}"
-    )
 
 
 def _element_types(requested: list[str] | None, schema_name: str) -> tuple[str, ...] | None:
@@ -310,14 +343,11 @@ class _SpatialTree:
         ]
         counts = Counter(element.is_a() for element in contained)
         children: list[dict[str, Any]] = []
-        for relation in item.IsDecomposedBy or ():
-            for child in relation.RelatedObjects:
-                if not _is_spatial(child):
-                    continue
-                if self.nodes >= MAX_SPATIAL_NODES or depth >= MAX_SPATIAL_DEPTH:
-                    self.truncated = True
-                    break
-                children.append(self.node(child, depth + 1))
+        for child in _spatial_children(item):
+            if self.nodes >= MAX_SPATIAL_NODES or depth >= MAX_SPATIAL_DEPTH:
+                self.truncated = True
+                break
+            children.append(self.node(child, depth + 1))
         # The file's order is arbitrary (relations are sets): storeys go bottom-up, then names.
         children.sort(key=lambda node: (node["elevation"] is None, node["elevation"] or 0.0,
                                         node["name"] or ""))
@@ -330,6 +360,21 @@ class _SpatialTree:
             "element_counts": dict(sorted(counts.items())),
             "children": children,
         }
+
+
+def _spatial_children(item: Any) -> list[Any]:
+    """Spatial elements aggregated below ``item``, and those some writers (IFC Engine DLL)
+    place in it as contained elements instead (an IfcSpace in its storey)."""
+    found: dict[int, Any] = {}
+    for relation in item.IsDecomposedBy or ():
+        for child in relation.RelatedObjects:
+            if _is_spatial(child):
+                found.setdefault(child.id(), child)
+    for relation in getattr(item, "ContainsElements", ()) or ():
+        for child in relation.RelatedElements:
+            if _is_spatial(child):
+                found.setdefault(child.id(), child)
+    return list(found.values())
 
 
 def _wanted(element: Any, element_types: tuple[str, ...] | None) -> bool:

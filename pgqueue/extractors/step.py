@@ -17,6 +17,8 @@ Result keys, besides those of every CAD result:
   representation contexts, e.g. ``{"length": "millimetre"}`` or ``{"length": "inch"}``;
 - ``entity_counts``: instances by entity type; each partial type of a complex instance counts
   (``metadata.instance_count`` is the number of instances);
+- ``dimensions``: the semantic PMI of AP242 files (dimensional sizes and locations with their
+  tolerances, geometric tolerances with their magnitudes), see ``step_pmi``;
 - ``geometry`` (option ``geometry``, needs the ``pgqueue[geometry]`` extra): bounding box and
   volume in millimetres, computed by OpenCASCADE.
 
@@ -38,6 +40,7 @@ from pydantic import Field
 from pgqueue.errors import CorruptFile, UnsupportedFormat
 from pgqueue.extractors.options import OptionsModel, parse_options
 from pgqueue.extractors.results import Layer, cad_result, geometry_summary
+from pgqueue.extractors.step_pmi import PMI_PARTIALS, PMI_TYPES, PmiCollector
 from pgqueue.extractors.step_reader import (
     Enumeration,
     Header,
@@ -137,6 +140,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         entity_counts=dict(sorted(collector.counts.items())),
         geometry=None,
     )
+    result["dimensions"] = collector.pmi.dimensions(collector.unit_names, result["warnings"])
     result["metadata"] = _metadata(step_file.header, instance_count, len(collector.products))
     result["geometry_summary"] = geometry_summary(collector.topology)
     result["entities"] = collector.bodies
@@ -228,6 +232,7 @@ class _Collector:
     layers: list[Layer] = field(default_factory=list)
     bodies: list[dict[str, Any]] = field(default_factory=list)
     bodies_seen: int = 0
+    pmi: PmiCollector = field(default_factory=PmiCollector)
 
     def add(self, record: Record) -> None:
         types = record.types
@@ -255,6 +260,8 @@ class _Collector:
             self._add_layer(record)
         elif entity in UNIT_TYPES:
             self._add_unit(record.id, record.partials())
+        elif entity in PMI_TYPES:
+            self.pmi.add(record.id, entity, record.parameters())
 
     def _add_complex(self, record: Record) -> None:
         partials = record.partials()
@@ -263,6 +270,8 @@ class _Collector:
             self.context_units.append(_references(context[0]))
         if UNIT_TYPES.intersection(partials):
             self._add_unit(record.id, partials)
+        if PMI_PARTIALS.intersection(partials):
+            self.pmi.add_complex(record.id, partials)
         for entity, parameters in partials.items():
             if entity in PRODUCT_DEFINITION_TYPES:
                 self._store_link(self.definitions, record.id, parameters, 2)

@@ -188,7 +188,7 @@ def _statement_end(buffer: str, position: int) -> int:
 
 
 def _statements(
-    stream: TextIO, buffer: str, chunk_chars: int, max_statement_chars: int
+    stream: _ShiftedQuotes, buffer: str, chunk_chars: int, max_statement_chars: int
 ) -> Iterator[tuple[int, str]]:
     """Yield ``(line, text)`` per statement, text without its ``;``, comments or outer spaces."""
     position = 0
@@ -210,16 +210,16 @@ def _statements(
                 )
             pending = len(buffer) - position
             if pending > max_statement_chars:
-                raise CorruptFile(
-                    f"line {line}: a record runs past {max_statement_chars:,} characters "
-                    "without ending (an unterminated string or comment?)"
-                )
+                _check_length(buffer, position, len(buffer), line, max_statement_chars)
             # Read at least as much as is pending, so one long record costs linear time.
             chunk = stream.read(max(chunk_chars, pending))
             exhausted = not chunk
             buffer = buffer[position:] + chunk
             position = 0
             continue
+        if end - position > max_statement_chars:
+            # Reads of up to twice the limit can complete a statement: measure what was found.
+            _check_length(buffer, position, end, line, max_statement_chars)
         raw = buffer[position:end]
         text = raw.lstrip()
         statement_line = line + raw.count("\n", 0, len(raw) - len(text))
@@ -228,6 +228,41 @@ def _statements(
             text = _without_comments(text).lstrip()
         yield statement_line, text.rstrip()
         position = end + 1
+
+
+def _check_length(buffer: str, position: int, end: int, line: int, limit: int) -> None:
+    """Refuse a statement whose text (after leading spaces and comments) passes ``limit``."""
+    leading = _SPACE.match(buffer, position)
+    start = leading.end() if leading else position
+    if end - start > limit:
+        start_line = line + buffer.count("\n", position, start)
+        raise CorruptFile(
+            f"line {start_line}: a record runs past {limit:,} characters without ending (an "
+            "unterminated string or comment?)"
+        )
+
+
+# Some writers (Japanese ArchiCAD) put a bare apostrophe after \S\ (the character 0xA7) where
+# the standard doubles it; ifcopenshell reads the character after \S\ whatever it is. Doubling
+# such a quote as the text is read keeps strings whole, and decode_string still reads 0xA7.
+_SHIFTED_QUOTE = re.compile(r"(?<!\\)\\S\\'")
+_SHIFTED_QUOTE_STARTS = ("\\", "\\S", "\\S\\")
+
+
+class _ShiftedQuotes:
+    """A text stream whose bare quotes after ``\\S\\`` are doubled."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def read(self, size: int) -> str:
+        text = self._stream.read(size)
+        # Never end a chunk inside the pattern.
+        while text.endswith(_SHIFTED_QUOTE_STARTS) and (more := self._stream.read(1)):
+            text += more
+        if "\\S\\'" not in text:
+            return text
+        return _SHIFTED_QUOTE.sub("\\\\S\\\\''", text)
 
 
 # --- the file --------------------------------------------------------------------------------
@@ -242,9 +277,10 @@ class StepFile:
         chunk_chars: int = CHUNK_CHARS,
         max_statement_chars: int = MAX_STATEMENT_CHARS,
     ) -> None:
-        first = stream.read(chunk_chars)
+        readable = _ShiftedQuotes(stream)
+        first = readable.read(chunk_chars)
         # Enough text to recognise the start, however small the chunks.
-        while len(first) < MAGIC_WINDOW and (more := stream.read(chunk_chars)):
+        while len(first) < MAGIC_WINDOW and (more := readable.read(chunk_chars)):
             first += more
         if not first.strip():
             raise CorruptFile("empty file" if not first else "the file holds only white space")
@@ -253,7 +289,7 @@ class StepFile:
                 f"not an ISO 10303-21 (STEP/IFC) file: it does not start with 'ISO-10303-21;' "
                 f"(it starts with {first.lstrip()[:20]!r})"
             )
-        self._statements = _statements(stream, first, chunk_chars, max_statement_chars)
+        self._statements = _statements(readable, first, chunk_chars, max_statement_chars)
         next(self._statements)  # ISO-10303-21
         self.header = self._read_header()
         self.instance_count = 0
@@ -345,6 +381,11 @@ def open_step(
     """Open ``path`` and read its header; raise ``CorruptFile`` when it is not ISO 10303-21."""
     with open(path, encoding="utf-8", errors=_LATIN1_FALLBACK, newline="") as stream:
         yield StepFile(stream, chunk_chars, max_statement_chars)
+
+
+def statements(stream: TextIO) -> Iterator[tuple[int, str]]:
+    """Every statement of ``stream`` as ``(line, text)``, without ``;``, comments or outer spaces."""
+    return _statements(_ShiftedQuotes(stream), "", CHUNK_CHARS, MAX_STATEMENT_CHARS)
 
 
 def read_header(path: Path) -> Header:

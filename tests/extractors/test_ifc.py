@@ -207,11 +207,182 @@ def test_not_a_whole_model(tmp_path: Path, data: str, message: str) -> None:
         ifc.extract(path, {})
 
 
-def test_unsupported_ifc_schema(tmp_path: Path) -> None:
+def test_a_schema_variant_without_a_model_is_refused_not_empty(tmp_path: Path) -> None:
     path = tmp_path / "old.ifc"
     path.write_text(step_file_text("IFC2X2_FINAL", "#1=IFCWALL('x');\n"))
-    with pytest.raises(UnsupportedFormat, match="IFC2X2_FINAL is not supported"):
+    with pytest.raises(CorruptFile, match=r"0 IfcProject.*IFC2X2_FINAL read as IFC2X3"):
         ifc.extract(path, {})
+
+
+# --- schema variants and 8-bit text ----------------------------------------------------------
+
+
+def write_model(path: Path, schema: str, walls_per_storey: int = 2) -> IfcModelFacts:
+    """``write_ifc_model``, with the owner history IFC2X3 requires of every rooted entity."""
+    import ifcopenshell.api.owner.settings as owner
+
+    def user(model: Any) -> Any:
+        for found in model.by_type("IfcPersonAndOrganization"):
+            return found
+        return model.createIfcPersonAndOrganization(
+            model.createIfcPerson(FamilyName="Hopper"),
+            model.createIfcOrganization(Name="Test Office"),
+        )
+
+    def application(model: Any) -> Any:
+        for found in model.by_type("IfcApplication"):
+            return found
+        return model.createIfcApplication(
+            user(model).TheOrganization, "1.0", "pgqueue tests", "pgqueue-tests")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(owner, "get_user", user)
+        patch.setattr(owner, "get_application", application)
+        return write_ifc_model(path, schema=schema, walls_per_storey=walls_per_storey)
+
+
+def with_file_schema(source: Path, target: Path, schema: str, extra: bytes = b"") -> Path:
+    data = re.sub(rb"FILE_SCHEMA\(\('[^']*'\)\)", f"FILE_SCHEMA(('{schema}'))".encode(),
+                  source.read_bytes(), count=1)
+    target.write_bytes(data.replace(b"ENDSEC;\nEND-ISO", extra + b"ENDSEC;\nEND-ISO"))
+    return target
+
+
+def comparable(result: dict[str, Any]) -> dict[str, Any]:
+    keys = ("element_counts", "spatial_structure", "property_sets", "quantities", "units",
+            "layers", "entities", "geometry_summary")
+    return {key: result[key] for key in keys}
+
+
+@pytest.mark.parametrize(
+    ("written", "variant", "used"),
+    [
+        ("IFC2X3", "IFC2X_FINAL", "IFC2X3"),
+        ("IFC2X3", "IFC2X3_TC1", "IFC2X3"),
+        ("IFC4", "IFC4RC4", "IFC4"),
+        ("IFC4", "IFC4X1", "IFC4"),
+        ("IFC4X3", "IFC4X3_RC4", "IFC4X3_ADD2"),
+    ],
+)
+def test_a_schema_variant_is_read_with_the_nearest_schema(
+    tmp_path: Path, written: str, variant: str, used: str
+) -> None:
+    facts = write_model(tmp_path / "named.ifc", written)
+    path = with_file_schema(facts.path, tmp_path / "variant.ifc", variant)
+    result = ifc.extract(path, {})
+    assert comparable(result) == comparable(ifc.extract(facts.path, {}))
+    records = len(re.findall(rb"(?m)^#[0-9]+=", path.read_bytes()))
+    metadata = result["metadata"]
+    assert (metadata["file_schema"], metadata["schema_used"]) == (variant, used)
+    assert metadata["records_not_parsed"] == 0
+    assert result["warnings"] == [
+        f"FILE_SCHEMA {variant} is not a schema ifcopenshell reads; read with {used}, the "
+        f"nearest it knows: 0 of {records} record(s) did not parse"
+    ]
+
+
+def test_records_the_nearest_schema_cannot_take_are_counted(tmp_path: Path) -> None:
+    facts = write_model(tmp_path / "named.ifc", "IFC2X3")
+    # IfcIndexedPolyCurve and IfcAlignment came after IFC2X3: these records cannot be read.
+    extra = (b"#90001=IFCCARTESIANPOINTLIST2D(((0.,0.),(1.,0.)));\n"
+             b"#90002=IFCINDEXEDPOLYCURVE(#90001,$,.F.);\n")
+    path = with_file_schema(facts.path, tmp_path / "variant.ifc", "IFC2X_FINAL", extra)
+    result = ifc.extract(path, {})
+    assert result["metadata"]["records_not_parsed"] == 2
+    assert "2 of" in result["warnings"][0]
+    assert result["errors"]
+    assert comparable(result) == comparable(ifc.extract(facts.path, {}))
+
+
+def shift_jis_escaped(text: str) -> bytes:
+    """``text`` as Japanese ArchiCAD writes it: Shift-JIS bytes through \\X\\ and \\S\\."""
+    parts = []
+    for byte in text.encode("cp932"):
+        if byte < 0x80:
+            parts.append(chr(byte))
+        elif byte < 0xA0:
+            parts.append(f"\\X\\{byte:02X}")
+        else:
+            parts.append("\\S\\" + chr(byte - 0x80))  # a bare ' for 0xA7, as ArchiCAD does
+    return "".join(parts).encode("ascii")
+
+
+@pytest.fixture(scope="module")
+def japanese(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    facts = write_model(tmp_path_factory.mktemp("sjis") / "model.ifc", "IFC2X3")
+    data = facts.path.read_bytes()
+    replacements = {
+        b"'Ground floor'": b"'" + shift_jis_escaped("1階") + b"'",
+        b"'First floor'": "'2階'".encode("cp932"),  # raw bytes, which ifcopenshell drops
+        b"'Wall 0.0'": b"'" + shift_jis_escaped("制御室の壁") + b"'",  # 制 ends in 0xA7
+        b"'REI90'": b"'" + shift_jis_escaped("耐火90") + b"'",
+    }
+    for old, new in replacements.items():
+        assert old in data
+        data = data.replace(old, new)
+    path = facts.path.with_name("japanese.ifc")
+    path.write_bytes(data)
+    return path, ifc.extract(path, {})
+
+
+def test_shift_jis_names_are_decoded(japanese: tuple[Path, dict[str, Any]]) -> None:
+    _, result = japanese
+    assert [storey["name"] for storey in storeys_of(result["spatial_structure"])] == [
+        "1階", "2階",
+    ]
+    names = {entity["name"] for entity in result["entities"]}
+    assert "制御室の壁" in names
+    assert {entity["container"] for entity in result["entities"]} == {"1階", "2階"}
+    ratings = result["property_sets"]["IfcWall"]["Pset_WallCommon"]["properties"]["FireRating"]
+    assert ratings["values"] == {"耐火90": 2, "REI30": 2}
+    assert result["metadata"]["text_encoding"] == "cp932"
+    assert result["warnings"] == [
+        "5 string(s) hold Shift-JIS (cp932) bytes instead of the standard's \\X2\\ escapes; "
+        "decoded as such"
+    ]
+
+
+def test_shift_jis_fixture_is_mojibake_to_ifcopenshell(
+    japanese: tuple[Path, dict[str, Any]],
+) -> None:
+    # What the decoding repairs: ifcopenshell alone reads bytes, and drops raw ones.
+    import ifcopenshell
+
+    path, _ = japanese
+    names = sorted(storey.Name for storey in ifcopenshell.open(str(path)).by_type(
+        "IfcBuildingStorey"))
+    assert names == ["1\x8aK", "2K"]
+
+
+@pytest.mark.parametrize(
+    ("written", "name", "encoding"),
+    [
+        (b"'Ground floor'", "'1階'".encode(), "utf-8"),
+        (b"'Ground floor'", b"'Geb\\X\\E4ude'", None),  # ISO 8859-1, as the standard says
+        (b"'Ground floor'", "'Gebäude'".encode("latin-1"), "latin-1"),  # raw, not UTF-8
+        (b"'Ground floor'", b"'\\X\\84Wand\\X\\93'", None),  # cp1252 quotes: no guess
+    ],
+)
+def test_other_8bit_text(
+    model: IfcModelFacts, tmp_path: Path, written: bytes, name: bytes, encoding: str | None
+) -> None:
+    path = tmp_path / "model.ifc"
+    path.write_bytes(model.path.read_bytes().replace(written, name))
+    result = ifc.extract(path, {})
+    storey = storeys_of(result["spatial_structure"])[0]["name"]
+    expected = {"utf-8": "1階", "latin-1": "Gebäude", None: None}[encoding]
+    assert result["metadata"]["text_encoding"] == encoding
+    if expected is not None:
+        assert storey == expected
+        assert "decoded as such" in result["warnings"][0]
+    elif "Geb" in storey:
+        assert (storey, result["warnings"]) == ("Gebäude", [])
+    else:
+        assert storey == "\x84Wand\x93"
+        assert result["warnings"] == [
+            "1 string(s) hold bytes 0x80-0x9F that are neither ISO 8859-1 text, UTF-8 nor "
+            "Shift-JIS; kept as ifcopenshell reads them"
+        ]
 
 
 def test_ifczip_and_ifcxml(model: IfcModelFacts, tmp_path: Path) -> None:
@@ -288,3 +459,26 @@ def test_corpus_bad_files_fail_clearly_and_fast(relative: str) -> None:
     with pytest.raises(error, match=re.escape(fragment)):
         ifc.extract(path, {})
     assert time.monotonic() - started < 5
+
+
+def test_a_space_placed_as_a_contained_element_is_in_the_tree(
+    model: IfcModelFacts, tmp_path: Path
+) -> None:
+    # IFC Engine DLL puts IfcSpace into its storey with IfcRelContainedInSpatialStructure
+    # instead of aggregating it; it is still a space of that storey.
+    import ifcopenshell
+    import ifcopenshell.guid
+
+    written = ifcopenshell.open(str(model.path))
+    storey = written.by_type("IfcBuildingStorey")[0]
+    space = written.createIfcSpace(ifcopenshell.guid.new(), None, "Room I")
+    written.createIfcRelContainedInSpatialStructure(
+        ifcopenshell.guid.new(), None, None, None, [space], storey)
+    path = tmp_path / "contained_space.ifc"
+    written.write(str(path))
+    result = ifc.extract(path, {})
+    (found,) = [node for node in storeys_of(result["spatial_structure"])
+                if node["global_id"] == storey.GlobalId]
+    assert [(child["type"], child["name"]) for child in found["children"]] == [
+        ("IfcSpace", "Room I")]
+    assert found["element_count"] == model.walls_per_storey + 1

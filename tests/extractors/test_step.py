@@ -355,3 +355,101 @@ def test_corpus_bad_files_fail_clearly_and_fast(relative: str) -> None:
     with pytest.raises(error, match=re.escape(fragment)):
         step.extract(path, {})
     assert time.monotonic() - started < 5
+
+
+# --- AP242 semantic PMI ----------------------------------------------------------------------
+
+# A bracket as AP242 writers state its PMI (units of INCH_UNITS: #11 inch, #6 degree): a hole
+# diameter 0.5 ±0.005, a location with limits, an angle with a fit-free +0.5/-0.25, a
+# flatness tolerance, a position tolerance written as a complex instance with a modifier, and
+# one size whose representation is missing (it must come out as null).
+PMI_DATA = """#200=SHAPE_ASPECT('hole','',#1,.T.);
+#201=SHAPE_ASPECT('face','',#1,.T.);
+#202=(LENGTH_MEASURE_WITH_UNIT()MEASURE_REPRESENTATION_ITEM()
+  MEASURE_WITH_UNIT(POSITIVE_LENGTH_MEASURE(0.5),#11)REPRESENTATION_ITEM('nominal value'));
+#203=SHAPE_DIMENSION_REPRESENTATION('',(#202),#15);
+#204=DIMENSIONAL_SIZE(#200,'diameter');
+#205=DIMENSIONAL_CHARACTERISTIC_REPRESENTATION(#204,#203);
+#206=LENGTH_MEASURE_WITH_UNIT(LENGTH_MEASURE(-0.005),#11);
+#207=LENGTH_MEASURE_WITH_UNIT(LENGTH_MEASURE(0.005),#11);
+#208=TOLERANCE_VALUE(#206,#207);
+#209=PLUS_MINUS_TOLERANCE(#208,#204);
+#210=MEASURE_REPRESENTATION_ITEM('lower limit',LENGTH_MEASURE(2.25),#11);
+#211=MEASURE_REPRESENTATION_ITEM('upper limit',LENGTH_MEASURE(2.375),#11);
+#212=SHAPE_DIMENSION_REPRESENTATION('',(#210,#211),#15);
+#213=DIMENSIONAL_LOCATION('linear distance','',#200,#201);
+#214=DIMENSIONAL_CHARACTERISTIC_REPRESENTATION(#213,#212);
+#215=(MEASURE_REPRESENTATION_ITEM()MEASURE_WITH_UNIT(PLANE_ANGLE_MEASURE(30.),#6)
+  PLANE_ANGLE_MEASURE_WITH_UNIT()REPRESENTATION_ITEM('nominal value'));
+#216=SHAPE_DIMENSION_REPRESENTATION('',(#215),#15);
+#217=ANGULAR_SIZE(#201,'angle',.EQUAL.);
+#218=DIMENSIONAL_CHARACTERISTIC_REPRESENTATION(#217,#216);
+#219=PLANE_ANGLE_MEASURE_WITH_UNIT(PLANE_ANGLE_MEASURE(-0.25),#6);
+#220=PLANE_ANGLE_MEASURE_WITH_UNIT(PLANE_ANGLE_MEASURE(0.5),#6);
+#221=TOLERANCE_VALUE(#219,#220);
+#222=PLUS_MINUS_TOLERANCE(#221,#217);
+#223=LENGTH_MEASURE_WITH_UNIT(LENGTH_MEASURE(0.002),#11);
+#224=FLATNESS_TOLERANCE('Flatness.1','',#223,#201);
+#225=LENGTH_MEASURE_WITH_UNIT(LENGTH_MEASURE(0.01),#11);
+#226=(GEOMETRIC_TOLERANCE('Position.1','',#225,#200)
+  GEOMETRIC_TOLERANCE_WITH_DATUM_REFERENCE((#230))
+  GEOMETRIC_TOLERANCE_WITH_MODIFIERS((.MAXIMUM_MATERIAL_REQUIREMENT.))POSITION_TOLERANCE());
+#227=DIMENSIONAL_SIZE(#200,'length');
+#228=DIMENSIONAL_CHARACTERISTIC_REPRESENTATION(#227,#299);
+"""
+
+
+@pytest.fixture(scope="module")
+def pmi(tmp_path_factory: pytest.TempPathFactory) -> dict[int, dict[str, Any]]:
+    path = tmp_path_factory.mktemp("pmi") / "bracket.stp"
+    path.write_text(step_file_text(SCHEMAS["AP242"], INCH_UNITS + PMI_DATA), newline="")
+    result = step.extract(path, {})
+    assert result["warnings"] == [
+        "1 PMI value(s) could not be read with certainty and are given as null: "
+        "#227 dimensional_size: no value is attached"
+    ]
+    return {entry["id"]: entry for entry in result["dimensions"]}
+
+
+def test_pmi_count_and_order(pmi: dict[int, dict[str, Any]]) -> None:
+    assert list(pmi) == [204, 213, 217, 224, 226, 227]
+
+
+def test_pmi_size_with_plus_minus_tolerance(pmi: dict[int, dict[str, Any]]) -> None:
+    entry = pmi[204]
+    assert (entry["kind"], entry["dimension_type"], entry["label"]) == (
+        "dimensional_size", "diameter", "diameter")
+    assert (entry["value"], entry["unit"], entry["tolerance"]) == (0.5, "inch", "±0.005")
+    assert (entry["lower_deviation"], entry["upper_deviation"]) == (-0.005, 0.005)
+
+
+def test_pmi_location_with_limits(pmi: dict[int, dict[str, Any]]) -> None:
+    entry = pmi[213]
+    assert (entry["kind"], entry["dimension_type"], entry["value"]) == (
+        "dimensional_location", "linear", None)
+    assert (entry["lower_limit"], entry["upper_limit"], entry["unit"]) == (2.25, 2.375, "inch")
+    assert entry["tolerance"] == "2.25..2.375"
+
+
+def test_pmi_angle_with_unequal_tolerance(pmi: dict[int, dict[str, Any]]) -> None:
+    entry = pmi[217]
+    assert (entry["dimension_type"], entry["value"], entry["unit"]) == ("angular", 30.0, "degree")
+    assert entry["tolerance"] == "+0.5/-0.25"
+
+
+def test_pmi_geometric_tolerances(pmi: dict[int, dict[str, Any]]) -> None:
+    flatness, position = pmi[224], pmi[226]
+    assert (flatness["characteristic"], flatness["value"], flatness["unit"]) == (
+        "flatness", 0.002, "inch")
+    assert (position["characteristic"], position["value"], position["label"]) == (
+        "position", 0.01, "Position.1")
+    assert position["modifiers"] == ["maximum_material_requirement"]
+
+
+def test_pmi_value_that_is_not_certain_is_null(pmi: dict[int, dict[str, Any]]) -> None:
+    assert (pmi[227]["value"], pmi[227]["unit"]) == (None, None)
+
+
+def test_no_pmi_no_dimensions(tmp_path: Path) -> None:
+    result = step.extract(write_step(tmp_path, "AP242", gearbox()), {})
+    assert result["dimensions"] == []

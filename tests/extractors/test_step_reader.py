@@ -251,6 +251,38 @@ def test_a_record_past_the_limit_is_refused_without_reading_on(tmp_path: Path) -
         list(step_file.records())
 
 
+@pytest.mark.parametrize("chunk_chars", [1024, 4096, 1 << 20])
+def test_the_record_limit_is_the_stated_size(tmp_path: Path, chunk_chars: int) -> None:
+    # A statement of limit + 1 characters is refused however the chunks fall; one of exactly
+    # the limit is read. (It used to pass records of almost twice the limit.)
+    limit = 10_000
+    for length, refused in ((limit + 1, True), (2 * limit - 1, True), (limit, False)):
+        body = "#1=A('" + "x" * (length - len("#1=A('')")) + "')"
+        data = "\n" + body + ";\n"
+        path = write(tmp_path, step_file_text("CONFIG_CONTROL_DESIGN", data))
+        with open_step(path, chunk_chars=chunk_chars, max_statement_chars=limit) as step_file:
+            if refused:
+                with pytest.raises(CorruptFile, match="runs past 10,000 characters"):
+                    list(step_file.records())
+            else:
+                assert [len(record.body) for record in step_file.records()] == [length - 3]
+
+
+@pytest.mark.parametrize("chunk_chars", [256, 1 << 20])
+def test_a_bare_quote_after_the_shift_directive_is_a_character(
+    tmp_path: Path, chunk_chars: int
+) -> None:
+    # Japanese ArchiCAD writes the byte 0xA7 as \S\' without doubling the quote; ifcopenshell
+    # reads the character after \S\ whatever it is, and so do we.
+    filler = "#1=A('" + "x" * 200 + "');\n"  # moves the directive across chunk ends
+    data = filler + "#2=A('\\X\\90\\S\\'x',$);\n#3=A('\\S\\'y');\n#4=A('a\\S\\'');\n"
+    path = write(tmp_path, step_file_text("IFC2X3", data))
+    for shift in range(4):
+        path.write_text(step_file_text("IFC2X3", " " * shift + data), encoding="utf-8")
+        values = [record.parameters()[0] for record in records_of(path, chunk_chars)][1:]
+        assert values == ["\x90\xa7x", "\xa7y", "a\xa7"]
+
+
 def test_end_marker(tmp_path: Path) -> None:
     whole = step_file_text("CONFIG_CONTROL_DESIGN", "#1=A(1);\n")
     assert has_end_marker(write(tmp_path, whole + "\n\n"))

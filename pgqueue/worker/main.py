@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import structlog
 
-from pgqueue import metrics, sql
+from pgqueue import health, metrics, sql
 from pgqueue.jobrun import JobInput, Outcome, run_job
 from pgqueue.settings import Settings
 from pgqueue.worker.claimer import Claimer
@@ -61,6 +61,7 @@ class Worker:
         from pgqueue.worker.children import make_runner
 
         settings = self.settings
+        health.current.started(stale_after=settings.worker_timeout)
         await self._check_schema()
         runner = make_runner(settings, self.target)
         completer = Completer(self.complete_link, settings, self.state)
@@ -83,6 +84,7 @@ class Worker:
                 async with anyio.create_task_group() as jobs:
                     jobs.start_soon(self._claim_until_stopped, claimer, jobs)
                     await self.stop_requested.wait()
+                    health.current.stopping()
                     self.state.stopping = True
                     self.state.wake_claimer()
                     await self._wind_down()

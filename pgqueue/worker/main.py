@@ -50,11 +50,12 @@ class Worker:
         url, schema = settings.database_url, settings.schema_name
         # Claims commit durably: a claim lost in a database crash would let the job be claimed
         # again (by another worker, or by this one) while its first run goes on.
-        self.claim_link = Link(url, schema, "claimer")
-        self.complete_link = Link(url, schema, "completer")
-        self.house_link = Link(url, schema, "housekeeping")
-        self.maintenance_link = Link(url, schema, "maintenance")
-        self.listen_link = Link(url, schema, "listener")
+        prepare = not settings.poll_only  # poll-only is the PgBouncer transaction-pooling mode
+        self.claim_link = Link(url, schema, "claimer", prepare=prepare)
+        self.complete_link = Link(url, schema, "completer", prepare=prepare)
+        self.house_link = Link(url, schema, "housekeeping", prepare=prepare)
+        self.maintenance_link = Link(url, schema, "maintenance", prepare=prepare)
+        self.listen_link = Link(url, schema, "listener", prepare=prepare)
         self.stop_requested = anyio.Event()
 
     async def run(self) -> int:

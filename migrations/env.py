@@ -39,8 +39,11 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
 
 def run_with(connection: Connection) -> None:
     schema = config.attributes.get("schema") or schema_from_environment()
-    if schema != "public":
-        connection.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    # CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even when the schema exists: a
+    # role that only owns its schema (managed PostgreSQL, deploy/postgres/roles.sql) lacks it.
+    exists = connection.execute(text("SELECT to_regnamespace(:schema) IS NOT NULL"), {"schema": schema})
+    if schema != "public" and not exists.scalar():
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
     connection.execute(text("SELECT set_config('search_path', :path, false)"), {"path": f'"{schema}"'})
     config.attributes["records_exists"] = inspect(connection).has_table("records", schema=schema)
     # Alembic leaves a transaction it did not begin to its owner: end ours first, so the

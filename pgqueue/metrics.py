@@ -1,11 +1,19 @@
-"""Prometheus metrics of a worker, served on ``--metrics-port`` when it is set."""
+"""Prometheus metrics of a worker, served on ``--metrics-port`` when it is set, beside the
+health probes ``/livez`` and ``/readyz`` (see ``pgqueue.health``)."""
 
 from __future__ import annotations
 
+import json
+import threading
+from collections.abc import Callable, Iterable
 from functools import cache
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
+
+from pgqueue import health as worker_health
 
 registry = CollectorRegistry(auto_describe=True)
 
@@ -63,5 +71,40 @@ def duration(fmt: str) -> Any:
     return job_duration.labels(fmt)
 
 
-def serve(port: int) -> None:
-    start_http_server(port, addr="0.0.0.0", registry=registry)
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def app(health: worker_health.Health) -> WsgiApp:
+    """``/livez`` and ``/readyz`` from ``health``; anything else is the Prometheus exposition."""
+    exposition = make_wsgi_app(registry)
+    probes = {"/livez": health.liveness, "/readyz": health.readiness}
+
+    def respond(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        probe = probes.get(environ.get("PATH_INFO", ""))
+        if probe is None:
+            return exposition(environ, start_response)
+        verdict = probe()
+        body = json.dumps({"status": "ok" if verdict.ok else "fail", "reason": verdict.reason,
+                           **verdict.details}).encode()
+        start_response("200 OK" if verdict.ok else "503 Service Unavailable",
+                       [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return respond
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True  # a probe in flight never holds the process at exit
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes come every few seconds: no access log on stderr."""
+
+
+def serve(port: int, health: worker_health.Health | None = None, host: str = "0.0.0.0") -> WSGIServer:
+    """Serve metrics and probes on ``port`` from a daemon thread; the server, to stop it."""
+    server = make_server(host, port, app(health or worker_health.current), _Server,
+                         handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="pgqueue-metrics", daemon=True).start()
+    return server

@@ -12,7 +12,7 @@ from __future__ import annotations
 import anyio
 import structlog
 
-from pgqueue import __version__, sql
+from pgqueue import __version__, health, sql
 from pgqueue.settings import Settings
 from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
 from pgqueue.worker.state import STOP_LOST, WorkerState
@@ -35,8 +35,10 @@ async def register_until_done(link: Link, state: WorkerState) -> None:
     while True:
         try:
             await register(link, state)
+            health.current.answered(state.worker_id)
             return
         except DatabaseUnavailable as exc:
+            health.current.unanswered(str(exc))
             log.warning("database_unavailable", link=link.name, error=str(exc))
             await backoff.wait()
 
@@ -68,10 +70,12 @@ async def heartbeat_loop(link: Link, settings: Settings, state: WorkerState) -> 
         await anyio.sleep(delay)
         try:
             await beat(link, state)
+            health.current.answered(state.worker_id)
             backoff.reset()
             delay = settings.heartbeat_interval
         except DatabaseUnavailable as exc:
             # Beat again as soon as the database is back (no full interval on top): the
             # heartbeat is already late.
+            health.current.unanswered(str(exc))
             log.warning("database_unavailable", link=link.name, error=str(exc))
             delay = min(backoff.next_delay(), settings.heartbeat_interval)

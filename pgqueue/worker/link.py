@@ -36,10 +36,14 @@ class DatabaseUnavailable(Exception):
 
 
 class Link:
-    def __init__(self, url: str, schema: str, name: str) -> None:
+    def __init__(self, url: str, schema: str, name: str, *, prepare: bool = True) -> None:
         self.url = psycopg_url(url)
         self.schema = schema
         self.name = name
+        # psycopg prepares a statement on the server after a few runs; behind PgBouncer's
+        # transaction pooling the next run may land on a server connection that has it
+        # already, or not at all ("prepared statement _pg3_0 already exists").
+        self.prepare_options: dict[str, Any] = {} if prepare else {"prepare_threshold": None}
         self.connection: psycopg.AsyncConnection[dict[str, Any]] | None = None
 
     async def connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
@@ -53,6 +57,7 @@ class Link:
                 connect_timeout=5,
                 application_name=f"pgqueue-{self.name}",
                 **KEEPALIVE,
+                **self.prepare_options,
                 **connect_options(self.schema),
             )
         except psycopg.OperationalError as exc:

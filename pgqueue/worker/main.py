@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import structlog
 
-from pgqueue import metrics, sql
+from pgqueue import health, metrics, sql
 from pgqueue.jobrun import JobInput, Outcome, run_job
 from pgqueue.settings import Settings
 from pgqueue.worker.claimer import Claimer
@@ -50,17 +50,19 @@ class Worker:
         url, schema = settings.database_url, settings.schema_name
         # Claims commit durably: a claim lost in a database crash would let the job be claimed
         # again (by another worker, or by this one) while its first run goes on.
-        self.claim_link = Link(url, schema, "claimer")
-        self.complete_link = Link(url, schema, "completer")
-        self.house_link = Link(url, schema, "housekeeping")
-        self.maintenance_link = Link(url, schema, "maintenance")
-        self.listen_link = Link(url, schema, "listener")
+        prepare = not settings.poll_only  # poll-only is the PgBouncer transaction-pooling mode
+        self.claim_link = Link(url, schema, "claimer", prepare=prepare)
+        self.complete_link = Link(url, schema, "completer", prepare=prepare)
+        self.house_link = Link(url, schema, "housekeeping", prepare=prepare)
+        self.maintenance_link = Link(url, schema, "maintenance", prepare=prepare)
+        self.listen_link = Link(url, schema, "listener", prepare=prepare)
         self.stop_requested = anyio.Event()
 
     async def run(self) -> int:
         from pgqueue.worker.children import make_runner
 
         settings = self.settings
+        health.current.started(stale_after=settings.worker_timeout)
         await self._check_schema()
         runner = make_runner(settings, self.target)
         completer = Completer(self.complete_link, settings, self.state)
@@ -83,6 +85,7 @@ class Worker:
                 async with anyio.create_task_group() as jobs:
                     jobs.start_soon(self._claim_until_stopped, claimer, jobs)
                     await self.stop_requested.wait()
+                    health.current.stopping()
                     self.state.stopping = True
                     self.state.wake_claimer()
                     await self._wind_down()

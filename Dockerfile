@@ -13,10 +13,9 @@ WORKDIR /src
 COPY pyproject.toml README.md worker.py ./
 COPY pgqueue ./pgqueue
 COPY migrations ./migrations
-# Every dependency ships as a wheel, so no compiler is needed here either. Today the worker's
-# needs (extractors, storage, metrics) are pgqueue's base dependencies; once they move to the
-# `worker` extra, this line installs ".[worker]" and the embedded PostgreSQL stays out.
-RUN /opt/pgqueue/bin/pip install . \
+# Every dependency ships as a wheel, so no compiler is needed here either. The `worker` extra
+# brings the extractors, storage clients and metrics; the embedded PostgreSQL stays out.
+RUN /opt/pgqueue/bin/pip install ".[worker]" \
     && /opt/pgqueue/bin/python -m compileall -q /opt/pgqueue/lib
 
 # --- run: the virtual environment on a clean base, as an unprivileged user ---------------------

@@ -18,12 +18,25 @@ if TYPE_CHECKING:
     from conftest import DxfDrawing, DxfMaker
 
 REFUSAL_SECONDS = 5.0
+# ezdxf's default dimension style shows lengths times 100 (metres in centimetres)
+SCALED_BY_EZDXF_STYLE = (
+    "4 dimension(s) show their measurement multiplied by DIMLFAC 100; "
+    "values are the measured lengths in drawing units"
+)
 TITLE_FIELDS = ("drawing_number", "title", "revision", "date", "author", "company", "scale",
                 "sheet", "material")
 
 
 def dimension_facts(result: dict[str, Any]) -> set[tuple[float, str, str | None]]:
     return {(item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+
+
+def attribute_values(path: Path) -> list[str]:
+    """The text of every ATTRIB attached to an insert of the model space, as ezdxf reads it."""
+    import ezdxf
+
+    modelspace = ezdxf.readfile(path).modelspace()
+    return [attribute.dxf.text for insert in modelspace.query("INSERT") for attribute in insert.attribs]
 
 
 def title_fields(result: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +94,9 @@ def test_named_blocks_with_insert_counts_and_attribute_tags(drawing_dxf: DxfDraw
 def test_text_geometry_and_metadata(drawing_dxf: DxfDrawing) -> None:
     result = extract(drawing_dxf.path, {})
 
-    assert [block["text"] for block in result["text_blocks"]] == drawing_dxf.texts
+    texts = [block["text"] for block in result["text_blocks"]]
+    assert texts[: len(drawing_dxf.texts)] == drawing_dxf.texts
+    assert texts[len(drawing_dxf.texts):] == attribute_values(drawing_dxf.path)
     assert result["text_blocks"][0]["font_size"] == 3.5
     assert result["geometry_summary"]["counts"] == {
         "ARC": 1, "CIRCLE": 2, "DIMENSION": 5, "INSERT": 7, "LINE": 2, "LWPOLYLINE": 1,
@@ -95,7 +110,8 @@ def test_text_geometry_and_metadata(drawing_dxf: DxfDrawing) -> None:
     assert metadata["counts"]["entities"] == result["geometry_summary"]["total"] == 21
     low, high = metadata["extents"]
     assert low[0] <= 0 and low[1] <= 0 and high[0] >= 210 and high[1] >= 200
-    assert result["errors"] == [] and result["warnings"] == []
+    assert result["errors"] == []
+    assert result["warnings"] == [SCALED_BY_EZDXF_STYLE]
 
 
 def test_r12_drawing(dxf_maker: DxfMaker) -> None:
@@ -142,7 +158,9 @@ def test_layer_filter_narrows_entities_not_the_drawing(drawing_dxf: DxfDrawing) 
     assert result["text_blocks"] == []
     assert title_fields(result) == drawing_dxf.title_block
     assert len(result["layers"]) == len(extract(drawing_dxf.path, {})["layers"])
-    assert result["warnings"] == ["layer_filter names layers the drawing does not have: NO_SUCH_LAYER"]
+    assert result["warnings"] == [
+        "layer_filter names layers the drawing does not have: NO_SUCH_LAYER", SCALED_BY_EZDXF_STYLE,
+    ]
 
 
 def test_options_turn_parts_off(drawing_dxf: DxfDrawing) -> None:

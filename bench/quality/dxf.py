@@ -93,7 +93,7 @@ def read_reference(path: Path) -> Reference:
                 if text:
                     reference.texts[text] += 1
             elif kind in _DIMENSION_KINDS:
-                reference.dimensions.append(_dimension(document, entity))
+                reference.dimensions.append(_dimension(entity))
     return reference
 
 
@@ -138,7 +138,7 @@ def _plain(entity: Any) -> str:
     return str(ezdxf.decode_dxf_unicode(entity.plain_text()))
 
 
-def _dimension(document: Any, entity: Any) -> ReferenceDimension:
+def _dimension(entity: Any) -> ReferenceDimension:
     try:
         measurement = entity.get_measurement()
         measured = None if hasattr(measurement, "x") else float(measurement)
@@ -152,8 +152,7 @@ def _dimension(document: Any, entity: Any) -> ReferenceDimension:
         scale = 1.0 if angular else float(entity.override().get("dimlfac", 1.0))
     except Exception:  # a missing DIMSTYLE: the text is compared unscaled
         scale = 1.0
-    block = document.blocks.get(entity.dxf.get("geometry", ""))
-    shown = " ".join(_plain(item) for item in block.query("TEXT MTEXT")) if block is not None else ""
+    shown = " ".join(_plain(item) for item in entity.virtual_entities() if item.dxftype() in ("TEXT", "MTEXT"))
     override = entity.dxf.get("text", "")
     if override.strip() and "<>" not in override:
         shown = override

@@ -102,7 +102,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         tables=tables,
         geometry_summary=geometry_summary(dict(scanned.counts)),
         entities=scanned.entities,
-        metadata=drawing.metadata(document, len(every), opened.has_header, warnings),
+        metadata=drawing.metadata(document, len(every), opened.has_header, warnings, opened.encoding),
         errors=errors,
         warnings=warnings,
     )

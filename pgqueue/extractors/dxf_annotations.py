@@ -86,7 +86,7 @@ def dimensions(
     for entity in entities:
         if entity.dxftype() not in DIMENSION_KINDS:
             continue
-        handle = entity.dxf.get("handle")
+        handle = entity.dxf.get("handle") or "(in a block reference)"
         try:
             measured, reading = dimension(entity, unit)
         except Exception as exc:  # a damaged dimension costs itself only, said in errors

@@ -27,6 +27,7 @@ _MAX_AUDIT_MESSAGES = 50
 class OpenedDrawing:
     document: Any  # ezdxf.document.Drawing
     has_header: bool = True  # False: ezdxf filled in a default header (units, version)
+    encoding: str | None = None  # the codec a legacy code page was read with, where not ezdxf's
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -106,7 +107,7 @@ def open_drawing(path: Path) -> OpenedDrawing:
 
     encoding = legacy_encoding(path) if has_header and not _is_binary(path) else None
     try:
-        return OpenedDrawing(ezdxf.readfile(path, encoding=encoding), has_header)
+        return OpenedDrawing(ezdxf.readfile(path, encoding=encoding), has_header, encoding)
     except (DXFError, OSError, ValueError, UnicodeError, IndexError) as strict_error:
         first_problem = f"{type(strict_error).__name__}: {strict_error}"
     try:

@@ -67,9 +67,10 @@ def insert_counts(document: Any) -> Counter[str]:
 
 
 def metadata(
-    document: Any, entity_total: int, has_header: bool, warnings: list[str]
+    document: Any, entity_total: int, has_header: bool, warnings: list[str], encoding: str | None = None
 ) -> dict[str, Any]:
-    """Header facts; without a HEADER section, those ezdxf would invent are None."""
+    """Header facts; without a HEADER section, those ezdxf would invent are None. ``encoding``:
+    the codec the text was read with, when it was not ezdxf's choice."""
     header: Any = document.header if has_header else {}
     code = header.get("$INSUNITS")
     version = document.loaded_dxfversion or document.dxfversion
@@ -87,7 +88,7 @@ def metadata(
         "measurement": _measurement(header),
         "extents": extents,
         "extents_source": source,
-        "encoding": document.encoding,
+        "encoding": encoding or document.encoding,
         # $TDCREATE is left out: ezdxf overwrites it with the time the file is loaded
         "updated": _julian(header.get("$TDUPDATE")),
         "last_saved_by": header.get("$LASTSAVEDBY") or None,

@@ -107,9 +107,9 @@ def shown_text(entity: Any) -> str | None:
         return mtext_plain(override).strip() or None
     block_name = entity.dxf.get("geometry")
     block = entity.doc.blocks.get(block_name) if block_name and entity.doc else None
-    if block is None:
-        return None
-    texts = [entity_text(item).strip() for item in block if item.dxftype() in ("MTEXT", "TEXT")]
+    # a dimension placed out of a block reference is a copy holding its block's content
+    content = block if block is not None else entity.virtual_entities()
+    texts = [entity_text(item).strip() for item in content if item.dxftype() in ("MTEXT", "TEXT")]
     joined = " ".join(text for text in texts if text)
     return joined or None
 

@@ -4,8 +4,9 @@ A drawing places much of its text through blocks: title blocks, symbols, anonymo
 blocks, blocks inside blocks, MINSERT arrays (a 5 x 5 MINSERT is 25 placements). Each
 placement shows the block's TEXT and MTEXT (moved, turned and scaled into world coordinates),
 its constant ATTDEFs, the ATTRIBs attached to the reference, and the block's dimensions.
-Dimensions are yielded as the block holds them: the value a dimension shows does not change
-when its block is scaled.
+Dimensions are placed too, so their measurement is the world length: a block reference that
+scales a dimension makes the length differ from the text the block shows, and the dimension
+then has no certain value (``dxf_measurements``).
 
 Only blocks that hold something to read are entered (known per block, once), so a drawing
 with thousands of references to a bolt symbol costs nothing here. Self-referencing blocks,
@@ -22,6 +23,7 @@ DIMENSION_KINDS = frozenset(("DIMENSION", "ARC_DIMENSION", "LARGE_RADIAL_DIMENSI
 _READ_KINDS = TEXT_KINDS | DIMENSION_KINDS | {"ATTDEF"}
 MAX_DEPTH = 16
 MAX_PLACED = 100_000  # texts and dimensions read from block references, all together
+_NOT_UNIFORM = "dimensions in block references scaled unevenly (x and y apart) were not read"
 _TOO_MANY = f"only the first {MAX_PLACED:,} texts and dimensions inside block references were read"
 
 
@@ -71,7 +73,11 @@ class Placements:
         for entity in block:
             kind = entity.dxftype()
             if kind in DIMENSION_KINDS:
-                yield from self._counted(entity)
+                placed = _placed_dimension(entity, matrix)
+                if placed is None:
+                    self._warn(_NOT_UNIFORM)
+                else:
+                    yield from self._counted(placed)
             elif kind in ("TEXT", "MTEXT") or (kind == "ATTDEF" and entity.is_const):
                 yield from self._counted(_placed(entity, matrix))
             elif kind == "INSERT":
@@ -119,3 +125,12 @@ def _placed(entity: Any, matrix: Any) -> Any:
         if copy.dxf.hasattr("insert"):
             copy.dxf.insert = matrix.transform(copy.dxf.insert)
         return copy
+
+
+def _placed_dimension(dimension: Any, matrix: Any) -> Any | None:
+    """A dimension moved into world coordinates (a copy without its ``*D`` block, holding the
+    block's content itself); None where ezdxf cannot transform it (uneven scaling)."""
+    try:
+        return dimension.copy().transform(matrix)
+    except Exception:  # NonUniformScalingError and kin
+        return None

@@ -7,8 +7,8 @@ are decoded with ``ezdxf.decode_dxf_unicode``, MTEXT is made plain with
 
 - the file's own DXF version (``Drawing.loaded_dxfversion``);
 - each layer name, decoded;
-- each visible text string (TEXT, MTEXT with all its columns, visible ATTRIBs, also inside
-  block references and MINSERT arrays), as often as the drawing shows it;
+- each visible text string (TEXT, MTEXT with all its columns, visible ATTRIBs, MULTILEADER
+  text, also inside block references and MINSERT arrays), as often as the drawing shows it;
 - each dimension whose readings agree (ezdxf's ``get_measurement()``, the stored group 42 and
   the number the drawing displays) has that value in the result;
 - no value in the result disagrees: every dimension value given is one of those certain values.
@@ -103,7 +103,8 @@ def _open(path: Path) -> Any:
 
     document = ezdxf.readfile(path)
     code_page = str(document.header.get("$DWGCODEPAGE", "")).lower()
-    if document.loaded_dxfversion >= "AC1021" or not code_page.startswith(("dos", "iso", "mac")):
+    version = document.loaded_dxfversion or document.dxfversion
+    if version >= "AC1021" or not code_page.startswith(("dos", "iso", "mac")):
         return document
     name = code_page.replace("dos", "cp").replace("mac-roman", "mac_roman")
     try:
@@ -116,6 +117,9 @@ def _open(path: Path) -> Any:
 def _shown(entities: Any) -> Iterator[Any]:
     """Entities and, for block references, every placement's attributes and block content."""
     for entity in entities:
+        if entity.dxftype() == "MULTILEADER":
+            yield from (part for part in entity.virtual_entities() if part.dxftype() in ("TEXT", "MTEXT"))
+            continue
         if entity.dxftype() != "INSERT":
             yield entity
             continue
@@ -132,7 +136,7 @@ def _plain(entity: Any) -> str:
         parts = [entity.text]
         if entity.has_columns:
             parts.extend(column.text for column in entity.columns.linked_columns)
-        return "\n".join(plain_mtext(ezdxf.decode_dxf_unicode(part)) for part in parts)
+        return "\n".join(str(plain_mtext(ezdxf.decode_dxf_unicode(part))) for part in parts)
     if entity.dxftype() == "ATTRIB" and entity.has_embedded_mtext_entity:
         return str(plain_mtext(ezdxf.decode_dxf_unicode(entity.virtual_mtext_entity().text)))
     return str(ezdxf.decode_dxf_unicode(entity.plain_text()))

@@ -26,7 +26,7 @@ MAX_TEXT_BLOCKS = 5_000
 _DIMENSION_TYPES = {
     0: "linear", 1: "linear", 2: "angular", 3: "diameter", 4: "radius", 5: "angular", 6: "ordinate",
 }
-_SHOWN_TEXT_KINDS = frozenset(("TEXT", "MTEXT", "ATTRIB", "ATTDEF"))
+_SHOWN_TEXT_KINDS = frozenset(("TEXT", "MTEXT", "ATTRIB", "ATTDEF", "MULTILEADER"))
 MAX_DIMENSION_WARNINGS = 50
 _MEASURED_TEXT = ("", "<>")  # the override that means "show the measured value"
 _TITLE_BLOCK_NAMES = ("TITLE", "SCHRIFTFELD", "CARTOUCHE")
@@ -125,8 +125,11 @@ def text_segments(entities: Iterable[Any]) -> list[Segment]:
         text = entity_text(entity).strip()
         if not text:
             continue
-        height = number(entity.dxf.get("char_height") if kind == "MTEXT" else entity.dxf.get("height"))
-        box = _text_box(bbox, entity, height or 0.0)
+        if kind == "MULTILEADER":
+            height, box = _leader_text_box(entity)
+        else:
+            height = number(entity.dxf.get("char_height") if kind == "MTEXT" else entity.dxf.get("height"))
+            box = _text_box(bbox, entity, height or 0.0)
         if box is not None:
             segments.append(Segment(text, *box, font_size=height))
     return segments
@@ -147,6 +150,16 @@ def _text_box(bbox: Any, entity: Any, height: float) -> tuple[float, float, floa
     if x is None or y is None:
         return None
     return x, y, x, y + height
+
+
+def _leader_text_box(leader: Any) -> tuple[float | None, tuple[float, float, float, float] | None]:
+    """A MULTILEADER's text height and a box of that height at the text's insertion point."""
+    content = leader.context.mtext
+    height = number(leader.context.char_height)
+    x, y = number(content.insert.x), number(content.insert.y)
+    if x is None or y is None:
+        return height, None
+    return height, (x, y, x, y + (height or 0.0))
 
 
 def title_block(inserts: list[Any], segments: list[Segment]) -> TitleBlock | None:

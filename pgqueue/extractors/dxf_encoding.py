@@ -94,8 +94,11 @@ def _unstacked(match: re.Match[str]) -> str:
 
 
 def entity_text(entity: Any) -> str:
-    """What a TEXT, ATTRIB, ATTDEF or MTEXT shows, every MTEXT column included."""
+    """What a TEXT, ATTRIB, ATTDEF, MTEXT or MULTILEADER shows, every MTEXT column included."""
     kind = entity.dxftype()
+    if kind == "MULTILEADER":
+        content = entity.context.mtext
+        return mtext_plain(content.default_content) if content is not None else ""
     if kind == "MTEXT":
         parts = [entity.text]
         if entity.has_columns:

@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-TEXT_KINDS = frozenset(("TEXT", "MTEXT", "ATTRIB"))
+TEXT_KINDS = frozenset(("TEXT", "MTEXT", "ATTRIB", "MULTILEADER"))
 DIMENSION_KINDS = frozenset(("DIMENSION", "ARC_DIMENSION", "LARGE_RADIAL_DIMENSION"))
 _READ_KINDS = TEXT_KINDS | DIMENSION_KINDS | {"ATTDEF"}
 MAX_DEPTH = 16
-MAX_PLACED = 100_000  # texts and dimensions read from block references, all together
+MAX_PLACED = 5_000  # texts and dimensions read from block references, all together
 _NOT_UNIFORM = "dimensions in block references scaled unevenly (x and y apart) were not read"
-_TOO_MANY = f"only the first {MAX_PLACED:,} texts and dimensions inside block references were read"
 
 
 class Placements:
@@ -34,11 +33,13 @@ class Placements:
         self.document = document
         self.warnings = warnings
         self.placed = 0
+        self.limit = MAX_PLACED
         self._readable: dict[str, bool] = {}
         self._warned: set[str] = set()
 
     def annotations(self, entities: Iterable[Any]) -> Iterator[Any]:
-        """TEXT, MTEXT, ATTRIB and dimension entities of ``entities`` and of what they insert."""
+        """TEXT, MTEXT, ATTRIB, MULTILEADER and dimension entities of ``entities`` and of what
+        they insert."""
         for entity in entities:
             kind = entity.dxftype()
             if kind in TEXT_KINDS or kind in DIMENSION_KINDS:
@@ -51,8 +52,8 @@ class Placements:
         that holds it, None for a layout."""
         name = insert.dxf.get("name", "")
         for placement in insert.multi_insert() if insert.mcount > 1 else (insert,):
-            if self.placed >= MAX_PLACED:
-                self._warn(_TOO_MANY)
+            if self.placed >= self.limit:
+                self._warn(self._too_many())
                 return
             for attribute in placement.attribs:
                 if not attribute.is_invisible:
@@ -84,11 +85,14 @@ class Placements:
                 yield from self._reference(entity, matrix, path)
 
     def _counted(self, entity: Any) -> Iterator[Any]:
-        if self.placed >= MAX_PLACED:
-            self._warn(_TOO_MANY)
+        if self.placed >= self.limit:
+            self._warn(self._too_many())
             return
         self.placed += 1
         yield entity
+
+    def _too_many(self) -> str:
+        return f"only the first {self.limit:,} texts and dimensions inside block references were read"
 
     def _warn(self, message: str) -> None:
         if message not in self._warned:

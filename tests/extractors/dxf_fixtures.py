@@ -164,3 +164,28 @@ def older_version(path: Path, version: str = "AC1014") -> Path:
     text = _dxf_text(document).replace("$ACADVER\n  1\nAC1015\n", f"$ACADVER\n  1\n{version}\n", 1)
     path.write_text(text, encoding="cp1252")
     return path
+
+
+LEADER_TEXT = "SEE NOTE 3"
+
+
+def leader(path: Path) -> Path:
+    """A MULTILEADER whose text is MTEXT content."""
+    from ezdxf.math import Vec2
+    from ezdxf.render import mleader
+
+    document = ezdxf.new("R2018")
+    builder = document.modelspace().add_multileader_mtext("Standard")
+    builder.set_content(LEADER_TEXT, char_height=2.5)
+    builder.add_leader_line(mleader.ConnectionSide.left, [Vec2(-20, 15)])
+    builder.build(insert=Vec2(5, 0))
+    return _saved(document, path)
+
+
+def big_grid(path: Path, rows: int, columns: int) -> Path:
+    """A MINSERT of a block holding one text, ``rows`` x ``columns`` placements."""
+    document = ezdxf.new("R2018")
+    cell = document.blocks.new("CELL")
+    cell.add_text("CELL", height=0.5).set_placement((0, 0))
+    document.modelspace().add_blockref("CELL", (0, 0)).grid(size=(rows, columns), spacing=(1, 1))
+    return _saved(document, path)

@@ -15,7 +15,7 @@ import pytest
 from bench.quality import Score
 from bench.quality.dxf import check
 from pgqueue.errors import CorruptFile, InvalidOptions, PermanentError, UnsupportedFormat
-from pgqueue.extractors import get
+from pgqueue.extractors import dxf_placements, get
 from pgqueue.extractors.dxf import extract
 from pgqueue.extractors.dxf_entities import MAX_ENTITIES
 
@@ -442,3 +442,24 @@ def test_the_file_states_its_own_version(tmp_path: Path, version: str, release: 
     metadata = extract(path, {})["metadata"]
 
     assert (metadata["dxf_version"], metadata["release"]) == (version, release)
+
+
+def test_multileader_text_is_read(tmp_path: Path) -> None:
+    path = dxf_fixtures.leader(tmp_path / "leader.dxf")
+    result = extract(path, {})
+
+    assert texts_of(result) == [dxf_fixtures.LEADER_TEXT]
+    assert result["text_blocks"][0]["font_size"] == 2.5
+    assert reference_failures(path, result) == []
+
+
+def test_reading_block_references_stops_at_its_limit_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dxf_placements, "MAX_PLACED", 10)
+    path = dxf_fixtures.big_grid(tmp_path / "grid.dxf", 5, 4)
+
+    result = extract(path, {})
+
+    assert texts_of(result) == ["CELL"] * 10
+    assert result["warnings"] == ["only the first 10 texts and dimensions inside block references were read"]

@@ -115,8 +115,7 @@ def dimensions(
 def text_segments(entities: Iterable[Any]) -> list[Segment]:
     """TEXT, MTEXT and attributes as positioned segments (boxes estimated by ezdxf from font
     metrics), decoded (code pages, ``\\U+`` escapes, MTEXT formatting codes)."""
-    from ezdxf import bbox
-
+    boxes = _TextBoxes()
     segments: list[Segment] = []
     for entity in entities:
         kind = entity.dxftype()
@@ -129,14 +128,64 @@ def text_segments(entities: Iterable[Any]) -> list[Segment]:
             height, box = _leader_text_box(entity)
         else:
             height = number(entity.dxf.get("char_height") if kind == "MTEXT" else entity.dxf.get("height"))
-            box = _text_box(bbox, entity, height or 0.0)
+            box = boxes.box(entity, height or 0.0)
         if box is not None:
             segments.append(Segment(text, *box, font_size=height))
     return segments
 
 
-def _text_box(bbox: Any, entity: Any, height: float) -> tuple[float, float, float, float] | None:
+class _TextBoxes:
+    """Text boxes from font metrics (ezdxf), each shape measured once.
+
+    Sizing a text costs ezdxf a font lookup and an outline; a drawing repeats the same text in
+    the same style many times (every cell of a MINSERT, a label on each hole), and those boxes
+    differ only by where they are. Single-line texts in the drawing plane are measured once per
+    shape and moved to each insertion point.
+    """
+
+    def __init__(self) -> None:
+        self._offsets: dict[tuple[Any, ...], tuple[float, float, float, float] | None] = {}
+
+    def box(self, entity: Any, height: float) -> tuple[float, float, float, float] | None:
+        key = _shape(entity)
+        if key is None:
+            return _text_box(entity, height)
+        x, y = entity.dxf.insert.x, entity.dxf.insert.y
+        if key not in self._offsets:
+            measured = _text_box(entity, height)
+            self._offsets[key] = None if measured is None else (
+                measured[0] - x, measured[1] - y, measured[2] - x, measured[3] - y
+            )
+        offset = self._offsets[key]
+        if offset is None:
+            return None
+        return x + offset[0], y + offset[1], x + offset[2], y + offset[3]
+
+
+_SHAPE_ATTRIBUTES = ("text", "style", "height", "width", "rotation", "oblique", "halign", "valign",
+                     "text_generation_flag")
+
+
+def _shape(entity: Any) -> tuple[Any, ...] | None:
+    """What a single-line text's box depends on besides its position; None where the box is
+    not simply moved with the insertion point (MTEXT, multi-line attributes, tilted planes)."""
+    kind = entity.dxftype()
+    if kind not in ("TEXT", "ATTRIB", "ATTDEF") or (kind != "TEXT" and entity.has_embedded_mtext_entity):
+        return None
+    dxf = entity.dxf
+    insert = dxf.get("insert")
+    if insert is None or tuple(dxf.get("extrusion", (0.0, 0.0, 1.0))) != (0.0, 0.0, 1.0):
+        return None
+    align = dxf.get("align_point")
+    aligned = dxf.get("halign", 0) or dxf.get("valign", 0)  # left/baseline: the point is unused
+    to_align = None if align is None or not aligned else tuple(round(value, 9) for value in (align - insert))
+    return (kind, to_align, *(dxf.get(name) for name in _SHAPE_ATTRIBUTES))
+
+
+def _text_box(entity: Any, height: float) -> tuple[float, float, float, float] | None:
     """The text's box from font metrics, else a box of its height at its insertion point."""
+    from ezdxf import bbox
+
     try:
         box = bbox.extents([entity], fast=True)
         if box.has_data:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 _FIRST_UTF8_VERSION = "AC1021"  # R2007: always UTF-8, whatever $DWGCODEPAGE says
-_HEADER_BYTES = 65_536
+_HEADER_BYTES = 16_384  # writers put $ACADVER and $DWGCODEPAGE first in the header
 # $DWGCODEPAGE spellings ezdxf does not map, with their Python codecs (the ANSI_* pages and
 # DOS932 it maps itself).
 _CODE_PAGE_PREFIXES = (("DOS", "cp"), ("ISO8859_", "iso8859_"), ("ISO8859-", "iso8859_"))
@@ -59,6 +59,8 @@ def legacy_encoding(path: Path) -> str | None:
             break
         if lines[position] == "9" and lines[position + 1] in ("$ACADVER", "$DWGCODEPAGE"):
             values[lines[position + 1]] = lines[position + 3]
+            if len(values) == 2:
+                break
     if values.get("$ACADVER", "AC1009").upper() >= _FIRST_UTF8_VERSION:
         return None
     return codec_of(values.get("$DWGCODEPAGE"))

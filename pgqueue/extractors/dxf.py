@@ -40,7 +40,8 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     from pgqueue.extractors import dxf_annotations as annotations
     from pgqueue.extractors import dxf_document as drawing
     from pgqueue.extractors.dxf_checks import open_drawing
-    from pgqueue.extractors.dxf_entities import MAX_ENTITIES, layout_entities, scan
+    from pgqueue.extractors.dxf_entities import MAX_ENTITIES, layer_key, layout_entities, scan
+    from pgqueue.extractors.dxf_placements import Placements
 
     opened = open_drawing(path)
     document = opened.document
@@ -51,7 +52,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
 
     every = list(layout_entities(document, None))
     chosen_pairs = every if wanted is None else [
-        (layout, entity) for layout, entity in every if entity.dxf.get("layer", "0").upper() in wanted
+        (layout, entity) for layout, entity in every if layer_key(entity) in wanted
     ]
     graphics = [entity for _, entity in chosen_pairs]
     scanned = scan(chosen_pairs)
@@ -59,11 +60,16 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         warnings.append(f"entities lists the first {MAX_ENTITIES:,} of {scanned.total:,} entities")
 
     guard = _Guard(errors)
-    all_text: list[Segment] = guard(
-        "text", lambda: annotations.text_segments(entity for _, entity in every), []
+    placements = Placements(document, warnings)
+    all_shown: list[Any] = guard(
+        "block references", lambda: list(placements.annotations(entity for _, entity in every)), []
     )
+    shown = all_shown if wanted is None else guard(
+        "block references", lambda: list(placements.annotations(graphics)), []
+    )
+    all_text: list[Segment] = guard("text", lambda: annotations.text_segments(all_shown), [])
     text: list[Segment] = all_text if wanted is None else guard(
-        "text", lambda: annotations.text_segments(graphics), []
+        "text", lambda: annotations.text_segments(shown), []
     )
     if chosen.text and len(text) > annotations.MAX_TEXT_BLOCKS:
         warnings.append(
@@ -73,7 +79,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     tables: list[Table] = guard(
         "tables", lambda: annotations.acad_tables(document, graphics, errors), []
     )
-    layer_counts = Counter(entity.dxf.get("layer", "0").upper() for _, entity in every)
+    layer_counts = Counter(layer_key(entity) for _, entity in every)
     unit = drawing.unit_of(document, opened.has_header)
     layers: list[Layer] = (
         guard("layers", lambda: drawing.layers(document, layer_counts), []) if chosen.layers else []
@@ -87,7 +93,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     result.update(
         layers=layers,
         blocks=blocks,
-        dimensions=annotations.dimensions(graphics, unit, errors) if chosen.dimensions else [],
+        dimensions=annotations.dimensions(shown, unit, errors, warnings) if chosen.dimensions else [],
         text_blocks=[segment.text_block() for segment in text[: annotations.MAX_TEXT_BLOCKS]]
         if chosen.text else [],
         title_block=guard("title block", lambda: annotations.title_block(inserts, all_text), None)
@@ -96,7 +102,7 @@ def extract(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
         tables=tables,
         geometry_summary=geometry_summary(dict(scanned.counts)),
         entities=scanned.entities,
-        metadata=drawing.metadata(document, len(every), opened.has_header, warnings),
+        metadata=drawing.metadata(document, len(every), opened.has_header, warnings, opened.encoding),
         errors=errors,
         warnings=warnings,
     )
@@ -124,8 +130,10 @@ class _Guard:
 def _wanted_layers(document: Any, names: list[str] | None, warnings: list[str]) -> frozenset[str] | None:
     if names is None:
         return None
+    from pgqueue.extractors.dxf_encoding import decoded
+
     wanted = frozenset(name.upper() for name in names)
-    known = {layer.dxf.name.upper() for layer in document.layers}
+    known = {decoded(layer.dxf.name).upper() for layer in document.layers}
     missing = sorted(wanted - known)
     if missing:
         warnings.append("layer_filter names layers the drawing does not have: " + ", ".join(missing))

@@ -8,58 +8,66 @@ spellings are shared with the PDF extractor (``drawing_title_block``, ``drawing_
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from pgqueue.extractors import dxf_measurements as measurements
 from pgqueue.extractors.drawing_bom import BomBuilder, add_from_records, add_from_table
 from pgqueue.extractors.drawing_dimensions import normalise_symbols, tolerance_in
 from pgqueue.extractors.drawing_text import Segment, group_rows, normalise_label
 from pgqueue.extractors.drawing_title_block import field_of, read_title_block
-from pgqueue.extractors.dxf_entities import number
+from pgqueue.extractors.dxf_encoding import decoded, entity_text
+from pgqueue.extractors.dxf_numbers import number
+from pgqueue.extractors.dxf_placements import DIMENSION_KINDS
 from pgqueue.extractors.results import Bom, Dimension, Table, TitleBlock
 
 MAX_TEXT_BLOCKS = 5_000
 _DIMENSION_TYPES = {
     0: "linear", 1: "linear", 2: "angular", 3: "diameter", 4: "radius", 5: "angular", 6: "ordinate",
 }
-_DIMENSION_KINDS = frozenset(("DIMENSION", "ARC_DIMENSION", "LARGE_RADIAL_DIMENSION"))
+_SHOWN_TEXT_KINDS = frozenset(("TEXT", "MTEXT", "ATTRIB", "ATTDEF", "MULTILEADER"))
+MAX_DIMENSION_WARNINGS = 50
 _MEASURED_TEXT = ("", "<>")  # the override that means "show the measured value"
 _TITLE_BLOCK_NAMES = ("TITLE", "SCHRIFTFELD", "CARTOUCHE")
 
 
-def dimension(entity: Any, unit: str | None) -> Dimension | None:
-    """A DIMENSION's measured value, type and text override; None when it has no measurement."""
+def dimension(entity: Any, unit: str | None) -> tuple[Dimension, measurements.Reading]:
+    """A dimension's value, type, tolerance and text, and how its value was read (the value
+    is None when its readings disagree; see ``dxf_measurements``)."""
     kind = entity.dxftype()
-    measurement = entity.get_measurement()
-    value = number(measurement) if not hasattr(measurement, "x") else None
-    if value is None:
-        value = number(entity.dxf.get("actual_measurement"))
-    if value is None:
-        return None
     if kind == "LARGE_RADIAL_DIMENSION":
         dimension_type = "radius"
     elif kind == "ARC_DIMENSION":
         dimension_type = "linear"  # an arc length is a length
     else:
         dimension_type = _DIMENSION_TYPES.get(entity.dimtype, "unknown")
-    override = entity.dxf.get("text", "")
-    label = None if override.strip() in _MEASURED_TEXT else normalise_symbols(override)
+    reading = measurements.read(entity)
+    override = decoded(entity.dxf.get("text", "") or "")
+    if reading.value is None:
+        label = reading.shown
+    else:
+        label = None if override.strip() in _MEASURED_TEXT else normalise_symbols(override)
     return Dimension(
-        value=value,
+        value=reading.value,
         unit="deg" if dimension_type == "angular" else unit,
         tolerance=tolerance_in(override) or _style_tolerance(entity),
         dimension_type=dimension_type,
         label=label,
         page=None,
-    )
+    ), reading
 
 
 def _style_tolerance(entity: Any) -> str | None:
-    """The tolerance a dimension style adds (DIMTOL on: ``+DIMTP/-DIMTM``)."""
-    style = entity.override()
-    if not style.get("dimtol", 0):
+    """The tolerance a dimension style adds (DIMTOL on: ``+DIMTP/-DIMTM``); None also when
+    the style is missing or broken, which costs the tolerance, not the value."""
+    try:
+        style = entity.override()
+        if not style.get("dimtol", 0):
+            return None
+        plus, minus = number(style.get("dimtp", 0.0)), number(style.get("dimtm", 0.0))
+    except Exception:  # a DIMSTYLE the table lacks, or one with unreadable values
         return None
-    plus, minus = number(style.get("dimtp", 0.0)), number(style.get("dimtm", 0.0))
     if plus is None or minus is None:
         return None
     if plus == minus:
@@ -67,47 +75,117 @@ def _style_tolerance(entity: Any) -> str | None:
     return f"+{plus:g}/-{minus:g}"
 
 
-def dimensions(entities: Iterable[Any], unit: str | None, errors: list[str]) -> list[Dimension]:
+def dimensions(
+    entities: Iterable[Any], unit: str | None, errors: list[str], warnings: list[str]
+) -> list[Dimension]:
+    """Every dimension among ``entities``; one that cannot be read with certainty is kept as
+    the text it shows, with value None and a warning."""
     found: list[Dimension] = []
+    uncertain = 0
+    scales: Counter[float] = Counter()
     for entity in entities:
-        if entity.dxftype() not in _DIMENSION_KINDS:
+        if entity.dxftype() not in DIMENSION_KINDS:
             continue
+        handle = entity.dxf.get("handle") or "(in a block reference)"
         try:
-            measured = dimension(entity, unit)
+            measured, reading = dimension(entity, unit)
         except Exception as exc:  # a damaged dimension costs itself only, said in errors
-            errors.append(f"dimension {entity.dxf.get('handle')} cannot be measured: {exc}")
+            errors.append(f"dimension {handle} cannot be read: {type(exc).__name__}: {exc}")
             continue
-        if measured is None or measured["value"] == 0:
-            errors.append(
-                f"dimension {entity.dxf.get('handle')} has no measurement "
-                "(its definition points are missing)"
-            )
+        if measured["value"] == 0 or (measured["value"] is None and measured["label"] is None):
+            errors.append(f"dimension {handle} has no measurement (its definition points are missing)")
             continue
+        if reading.problem is not None:
+            uncertain += 1
+            if uncertain <= MAX_DIMENSION_WARNINGS:
+                warnings.append(f"dimension {handle} has no certain value: {reading.problem}")
+        if reading.shown_scale is not None:
+            scales[reading.shown_scale] += 1
         found.append(measured)
+    if uncertain > MAX_DIMENSION_WARNINGS:
+        warnings.append(f"{uncertain - MAX_DIMENSION_WARNINGS:,} more dimensions have no certain value")
+    for scale, count in sorted(scales.items()):
+        warnings.append(
+            f"{count} dimension(s) show their measurement multiplied by DIMLFAC {scale:g}; "
+            "values are the measured lengths in drawing units"
+        )
     return found
 
 
 def text_segments(entities: Iterable[Any]) -> list[Segment]:
-    """TEXT and MTEXT as positioned segments (boxes estimated by ezdxf from font metrics)."""
-    from ezdxf import bbox
-
+    """TEXT, MTEXT and attributes as positioned segments (boxes estimated by ezdxf from font
+    metrics), decoded (code pages, ``\\U+`` escapes, MTEXT formatting codes)."""
+    boxes = _TextBoxes()
     segments: list[Segment] = []
     for entity in entities:
         kind = entity.dxftype()
-        if kind not in ("TEXT", "MTEXT"):
+        if kind not in _SHOWN_TEXT_KINDS or (kind == "ATTDEF" and not entity.is_const):
             continue
-        text = entity.plain_text().strip()
+        text = entity_text(entity).strip()
         if not text:
             continue
-        height = number(entity.dxf.get("height") if kind == "TEXT" else entity.dxf.get("char_height"))
-        box = _text_box(bbox, entity, height or 0.0)
+        if kind == "MULTILEADER":
+            height, box = _leader_text_box(entity)
+        else:
+            height = number(entity.dxf.get("char_height") if kind == "MTEXT" else entity.dxf.get("height"))
+            box = boxes.box(entity, height or 0.0)
         if box is not None:
             segments.append(Segment(text, *box, font_size=height))
     return segments
 
 
-def _text_box(bbox: Any, entity: Any, height: float) -> tuple[float, float, float, float] | None:
+class _TextBoxes:
+    """Text boxes from font metrics (ezdxf), each shape measured once.
+
+    Sizing a text costs ezdxf a font lookup and an outline; a drawing repeats the same text in
+    the same style many times (every cell of a MINSERT, a label on each hole), and those boxes
+    differ only by where they are. Single-line texts in the drawing plane are measured once per
+    shape and moved to each insertion point.
+    """
+
+    def __init__(self) -> None:
+        self._offsets: dict[tuple[Any, ...], tuple[float, float, float, float] | None] = {}
+
+    def box(self, entity: Any, height: float) -> tuple[float, float, float, float] | None:
+        key = _shape(entity)
+        if key is None:
+            return _text_box(entity, height)
+        x, y = entity.dxf.insert.x, entity.dxf.insert.y
+        if key not in self._offsets:
+            measured = _text_box(entity, height)
+            self._offsets[key] = None if measured is None else (
+                measured[0] - x, measured[1] - y, measured[2] - x, measured[3] - y
+            )
+        offset = self._offsets[key]
+        if offset is None:
+            return None
+        return x + offset[0], y + offset[1], x + offset[2], y + offset[3]
+
+
+_SHAPE_ATTRIBUTES = ("text", "style", "height", "width", "rotation", "oblique", "halign", "valign",
+                     "text_generation_flag")
+
+
+def _shape(entity: Any) -> tuple[Any, ...] | None:
+    """What a single-line text's box depends on besides its position; None where the box is
+    not simply moved with the insertion point (MTEXT, multi-line attributes, tilted planes)."""
+    kind = entity.dxftype()
+    if kind not in ("TEXT", "ATTRIB", "ATTDEF") or (kind != "TEXT" and entity.has_embedded_mtext_entity):
+        return None
+    dxf = entity.dxf
+    insert = dxf.get("insert")
+    if insert is None or tuple(dxf.get("extrusion", (0.0, 0.0, 1.0))) != (0.0, 0.0, 1.0):
+        return None
+    align = dxf.get("align_point")
+    aligned = dxf.get("halign", 0) or dxf.get("valign", 0)  # left/baseline: the point is unused
+    to_align = None if align is None or not aligned else tuple(round(value, 9) for value in (align - insert))
+    return (kind, to_align, *(dxf.get(name) for name in _SHAPE_ATTRIBUTES))
+
+
+def _text_box(entity: Any, height: float) -> tuple[float, float, float, float] | None:
     """The text's box from font metrics, else a box of its height at its insertion point."""
+    from ezdxf import bbox
+
     try:
         box = bbox.extents([entity], fast=True)
         if box.has_data:
@@ -121,6 +199,16 @@ def _text_box(bbox: Any, entity: Any, height: float) -> tuple[float, float, floa
     if x is None or y is None:
         return None
     return x, y, x, y + height
+
+
+def _leader_text_box(leader: Any) -> tuple[float | None, tuple[float, float, float, float] | None]:
+    """A MULTILEADER's text height and a box of that height at the text's insertion point."""
+    content = leader.context.mtext
+    height = number(leader.context.char_height)
+    x, y = number(content.insert.x), number(content.insert.y)
+    if x is None or y is None:
+        return height, None
+    return height, (x, y, x, y + (height or 0.0))
 
 
 def title_block(inserts: list[Any], segments: list[Segment]) -> TitleBlock | None:
@@ -145,7 +233,9 @@ def _title_block_insert(inserts: list[Any]) -> Any | None:
 
 
 def _attributes(insert: Any) -> list[tuple[str, str]]:
-    return [(attribute.dxf.tag, normalise_symbols(attribute.dxf.text)) for attribute in insert.attribs]
+    return [
+        (decoded(attribute.dxf.tag), normalise_symbols(entity_text(attribute))) for attribute in insert.attribs
+    ]
 
 
 def bill_of_materials(inserts: list[Any], tables: list[Table]) -> Bom | None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pgqueue.errors import CorruptFile, UnsupportedFormat
 from pgqueue.extractors.drawing_signatures import describe
+from pgqueue.extractors.dxf_encoding import legacy_encoding
 
 _BINARY_SENTINEL = b"AutoCAD Binary DXF\r\n\x1a\x00"
 _HEAD_BYTES = 512
@@ -26,6 +27,7 @@ _MAX_AUDIT_MESSAGES = 50
 class OpenedDrawing:
     document: Any  # ezdxf.document.Drawing
     has_header: bool = True  # False: ezdxf filled in a default header (units, version)
+    encoding: str | None = None  # the codec a legacy code page was read with, where not ezdxf's
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -68,6 +70,11 @@ def check_envelope(path: Path) -> bool:
     return first_section == "HEADER"
 
 
+def _is_binary(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(_BINARY_SENTINEL)) == _BINARY_SENTINEL
+
+
 def _lines(data: bytes) -> list[str]:
     return [line.strip() for line in data.decode("latin-1").splitlines()]
 
@@ -98,8 +105,9 @@ def open_drawing(path: Path) -> OpenedDrawing:
     from ezdxf import recover
     from ezdxf.lldxf.const import DXFError
 
+    encoding = legacy_encoding(path) if has_header and not _is_binary(path) else None
     try:
-        return OpenedDrawing(ezdxf.readfile(path), has_header)
+        return OpenedDrawing(ezdxf.readfile(path, encoding=encoding), has_header, encoding)
     except (DXFError, OSError, ValueError, UnicodeError, IndexError) as strict_error:
         first_problem = f"{type(strict_error).__name__}: {strict_error}"
     try:

@@ -6,7 +6,8 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from pgqueue.extractors.dxf_entities import number, point
+from pgqueue.extractors.dxf_encoding import decoded
+from pgqueue.extractors.dxf_numbers import number, point
 from pgqueue.extractors.results import Block, Layer
 
 # $INSUNITS codes (DXF reference) with the short names results use.
@@ -24,7 +25,7 @@ def layers(document: Any, counts: Counter[str]) -> list[Layer]:
     """Layer table entries; ``counts`` holds entities per upper-case layer name."""
     found: list[Layer] = []
     for layer in document.layers:
-        name = layer.dxf.name
+        name = decoded(layer.dxf.name)
         found.append(
             Layer(
                 name=name,
@@ -47,9 +48,9 @@ def blocks(document: Any, insert_counts: Counter[str]) -> list[Block]:
             continue
         found.append(
             Block(
-                name=block.name,
+                name=decoded(block.name),
                 insert_count=insert_counts.get(block.name.upper(), 0),
-                attributes=[definition.dxf.tag for definition in block.attdefs()],
+                attributes=[decoded(definition.dxf.tag) for definition in block.attdefs()],
                 entity_count=len(block),
             )
         )
@@ -66,25 +67,28 @@ def insert_counts(document: Any) -> Counter[str]:
 
 
 def metadata(
-    document: Any, entity_total: int, has_header: bool, warnings: list[str]
+    document: Any, entity_total: int, has_header: bool, warnings: list[str], encoding: str | None = None
 ) -> dict[str, Any]:
-    """Header facts; without a HEADER section, those ezdxf would invent are None."""
+    """Header facts; without a HEADER section, those ezdxf would invent are None. ``encoding``:
+    the codec the text was read with, when it was not ezdxf's choice."""
     header: Any = document.header if has_header else {}
     code = header.get("$INSUNITS")
+    version = document.loaded_dxfversion or document.dxfversion
     try:
         extents, source = _extents(document, header)
     except Exception as exc:  # ezdxf's bounding boxes fail on some damaged entities
         warnings.append(f"the drawing's extents could not be computed: {type(exc).__name__}: {exc}")
         extents, source = None, None
     return {
-        "dxf_version": document.dxfversion if has_header else None,
-        "release": document.acad_release if has_header else None,
+        # the file's own version: ezdxf upgrades R13/R14 drawings to R2000 as it reads them
+        "dxf_version": version if has_header else None,
+        "release": release_of(version) if has_header else None,
         "units": unit_of(document, has_header),
         "insunits": code,
         "measurement": _measurement(header),
         "extents": extents,
         "extents_source": source,
-        "encoding": document.encoding,
+        "encoding": encoding or document.encoding,
         # $TDCREATE is left out: ezdxf overwrites it with the time the file is loaded
         "updated": _julian(header.get("$TDUPDATE")),
         "last_saved_by": header.get("$LASTSAVEDBY") or None,
@@ -96,6 +100,13 @@ def metadata(
             "blocks": sum(1 for block in document.blocks if not block.is_any_layout),
         },
     }
+
+
+def release_of(version: str) -> str | None:
+    """The AutoCAD release that writes a DXF version (``AC1014`` is R14)."""
+    from ezdxf.lldxf.const import acad_release
+
+    return acad_release.get(version.upper())
 
 
 def unit_of(document: Any, has_header: bool) -> str | None:

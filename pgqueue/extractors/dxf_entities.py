@@ -7,11 +7,14 @@ bounded (a drawing can hold millions); counts are not. Coordinates that are not 
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from pgqueue.extractors.dxf_encoding import decoded, entity_text
+from pgqueue.extractors.dxf_measurements import read as read_dimension
+from pgqueue.extractors.dxf_numbers import number, point
 
 MAX_ENTITIES = 1_000
 MAX_POINTS = 200
@@ -28,8 +31,13 @@ def layout_entities(document: Any, layers: frozenset[str] | None) -> Iterator[tu
     """``(layout name, entity)`` over model and paper space, only on ``layers`` (upper case) if set."""
     for layout in document.layouts:
         for entity in layout:
-            if layers is None or entity.dxf.get("layer", "0").upper() in layers:
-                yield layout.name, entity
+            if layers is None or layer_key(entity) in layers:
+                yield decoded(layout.name), entity
+
+
+def layer_key(entity: Any) -> str:
+    """The entity's layer name as decoded text in upper case (layer names ignore case)."""
+    return decoded(entity.dxf.get("layer", "0")).upper()
 
 
 def scan(entities: Iterable[tuple[str, Any]]) -> EntityScan:
@@ -41,7 +49,7 @@ def scan(entities: Iterable[tuple[str, Any]]) -> EntityScan:
         if len(result.entities) < MAX_ENTITIES:
             record: dict[str, Any] = {
                 "type": kind,
-                "layer": entity.dxf.get("layer", "0"),
+                "layer": decoded(entity.dxf.get("layer", "0")),
                 "handle": entity.dxf.get("handle"),
                 "layout": layout,
             }
@@ -53,20 +61,6 @@ def scan(entities: Iterable[tuple[str, Any]]) -> EntityScan:
                     record["geometry_error"] = True
             result.entities.append(record)
     return result
-
-
-def number(value: Any) -> float | None:
-    try:
-        converted = float(value)
-    except (TypeError, ValueError):
-        return None
-    return round(converted, 6) if math.isfinite(converted) else None
-
-
-def point(value: Any) -> list[float | None] | None:
-    if value is None:
-        return None
-    return [number(coordinate) for coordinate in tuple(value)[:3]]
 
 
 def _line(entity: Any) -> dict[str, Any]:
@@ -105,7 +99,7 @@ def _polyline(entity: Any) -> dict[str, Any]:
 
 def _text(entity: Any) -> dict[str, Any]:
     return {
-        "text": entity.plain_text(),
+        "text": entity_text(entity),
         "insert": point(entity.dxf.get("insert")),
         "height": number(entity.dxf.get("height") or entity.dxf.get("char_height")),
     }
@@ -113,7 +107,7 @@ def _text(entity: Any) -> dict[str, Any]:
 
 def _insert(entity: Any) -> dict[str, Any]:
     return {
-        "name": entity.dxf.get("name"),
+        "name": decoded(entity.dxf.get("name", "")),
         "insert": point(entity.dxf.get("insert")),
         "rotation": number(entity.dxf.get("rotation", 0.0)),
         "scale": [
@@ -143,13 +137,13 @@ def _hatch(entity: Any) -> dict[str, Any]:
 
 
 def _dimension(entity: Any) -> dict[str, Any]:
-    measurement = entity.get_measurement()
-    return {"measurement": number(measurement) if not hasattr(measurement, "x") else point(measurement)}
+    reading = read_dimension(entity)
+    return {"measurement": reading.value, "shown": reading.shown}
 
 
 _GEOMETRY: dict[str, Callable[[Any], dict[str, Any]]] = {
     "LINE": _line, "CIRCLE": _circle, "ARC": _arc, "LWPOLYLINE": _lwpolyline,
     "POLYLINE": _polyline, "TEXT": _text, "MTEXT": _text, "INSERT": _insert,
     "POINT": _point_entity, "ELLIPSE": _ellipse, "SPLINE": _spline, "HATCH": _hatch,
-    "DIMENSION": _dimension,
+    "DIMENSION": _dimension, "ARC_DIMENSION": _dimension, "LARGE_RADIAL_DIMENSION": _dimension,
 }

@@ -20,7 +20,7 @@ class Table(TypedDict):
 
 
 class Dimension(TypedDict):
-    value: float
+    value: float | None  # None: not read with certainty; label holds the text shown
     unit: str | None
     tolerance: str | None
     dimension_type: str  # linear, diameter, radius, angular, ordinate, unknown

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import dxf_fixtures
+import ezdxf
 import pytest
 
+from bench.quality import Score
+from bench.quality.dxf import check
 from pgqueue.errors import CorruptFile, InvalidOptions, PermanentError, UnsupportedFormat
-from pgqueue.extractors import get
+from pgqueue.extractors import dxf_placements, get
 from pgqueue.extractors.dxf import extract
 from pgqueue.extractors.dxf_entities import MAX_ENTITIES
 
@@ -18,12 +23,25 @@ if TYPE_CHECKING:
     from conftest import DxfDrawing, DxfMaker
 
 REFUSAL_SECONDS = 5.0
+# ezdxf's default dimension style shows lengths times 100 (metres in centimetres)
+SCALED_BY_EZDXF_STYLE = (
+    "4 dimension(s) show their measurement multiplied by DIMLFAC 100; "
+    "values are the measured lengths in drawing units"
+)
 TITLE_FIELDS = ("drawing_number", "title", "revision", "date", "author", "company", "scale",
                 "sheet", "material")
 
 
 def dimension_facts(result: dict[str, Any]) -> set[tuple[float, str, str | None]]:
     return {(item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+
+
+def attribute_values(path: Path) -> list[str]:
+    """The text of every ATTRIB attached to an insert of the model space, as ezdxf reads it."""
+    import ezdxf
+
+    modelspace = ezdxf.readfile(path).modelspace()
+    return [attribute.dxf.text for insert in modelspace.query("INSERT") for attribute in insert.attribs]
 
 
 def title_fields(result: dict[str, Any]) -> dict[str, Any]:
@@ -81,7 +99,9 @@ def test_named_blocks_with_insert_counts_and_attribute_tags(drawing_dxf: DxfDraw
 def test_text_geometry_and_metadata(drawing_dxf: DxfDrawing) -> None:
     result = extract(drawing_dxf.path, {})
 
-    assert [block["text"] for block in result["text_blocks"]] == drawing_dxf.texts
+    texts = [block["text"] for block in result["text_blocks"]]
+    assert texts[: len(drawing_dxf.texts)] == drawing_dxf.texts
+    assert texts[len(drawing_dxf.texts):] == attribute_values(drawing_dxf.path)
     assert result["text_blocks"][0]["font_size"] == 3.5
     assert result["geometry_summary"]["counts"] == {
         "ARC": 1, "CIRCLE": 2, "DIMENSION": 5, "INSERT": 7, "LINE": 2, "LWPOLYLINE": 1,
@@ -95,7 +115,8 @@ def test_text_geometry_and_metadata(drawing_dxf: DxfDrawing) -> None:
     assert metadata["counts"]["entities"] == result["geometry_summary"]["total"] == 21
     low, high = metadata["extents"]
     assert low[0] <= 0 and low[1] <= 0 and high[0] >= 210 and high[1] >= 200
-    assert result["errors"] == [] and result["warnings"] == []
+    assert result["errors"] == []
+    assert result["warnings"] == [SCALED_BY_EZDXF_STYLE]
 
 
 def test_r12_drawing(dxf_maker: DxfMaker) -> None:
@@ -142,7 +163,9 @@ def test_layer_filter_narrows_entities_not_the_drawing(drawing_dxf: DxfDrawing) 
     assert result["text_blocks"] == []
     assert title_fields(result) == drawing_dxf.title_block
     assert len(result["layers"]) == len(extract(drawing_dxf.path, {})["layers"])
-    assert result["warnings"] == ["layer_filter names layers the drawing does not have: NO_SUCH_LAYER"]
+    assert result["warnings"] == [
+        "layer_filter names layers the drawing does not have: NO_SUCH_LAYER", SCALED_BY_EZDXF_STYLE,
+    ]
 
 
 def test_options_turn_parts_off(drawing_dxf: DxfDrawing) -> None:
@@ -291,3 +314,152 @@ def test_corpus_bad_dxfs_are_refused_quickly(bad_dxf: Path) -> None:
         extract(bad_dxf, {})
     elapsed = time.monotonic() - started
     assert elapsed < REFUSAL_SECONDS, f"{bad_dxf.name} took {elapsed:.1f} s"
+
+
+# --- what real drawings hold: block references, dimensions to doubt, encoded text ---------
+
+
+def reference_failures(path: Path, result: dict[str, Any]) -> list[str]:
+    """What ``bench.quality.dxf`` finds wrong against ezdxf's own reading of the file."""
+    score = Score("dxf")
+    check(path, result, score)
+    return score.failures
+
+
+def texts_of(result: dict[str, Any]) -> list[str]:
+    return [block["text"] for block in result["text_blocks"]]
+
+
+def test_text_in_block_references_is_read_in_world_coordinates(tmp_path: Path) -> None:
+    from ezdxf import bbox
+
+    path = dxf_fixtures.block_references(tmp_path / "blocks.dxf")
+    result = extract(path, {})
+
+    assert reference_failures(path, result) == []
+    texts = Counter(texts_of(result))
+    assert {text: texts[text] for text in (*dxf_fixtures.BLOCK_TEXTS, dxf_fixtures.NESTED_TEXT)} == {
+        text: 2 for text in (*dxf_fixtures.BLOCK_TEXTS, dxf_fixtures.NESTED_TEXT)
+    }
+    assert texts[dxf_fixtures.ANONYMOUS_TEXT] == 1
+    expected = set()  # ezdxf's own explosion of the SYMBOL references, nested one included
+    for insert in ezdxf.readfile(path).modelspace().query('INSERT[name=="SYMBOL"]'):
+        for part in insert.virtual_entities():
+            for text in [part] if part.dxftype() != "INSERT" else part.virtual_entities():
+                if text.dxftype() in ("TEXT", "MTEXT"):
+                    box = bbox.extents([text], fast=True)
+                    expected.add(tuple(round(value, 3) for value in (*box.extmin.vec2, *box.extmax.vec2)))
+    found = {
+        tuple(round(value, 3) for value in block["bbox"])
+        for block in result["text_blocks"]
+        if block["text"] in (*dxf_fixtures.BLOCK_TEXTS, dxf_fixtures.NESTED_TEXT)
+    }
+    assert found == expected and len(found) == 6
+
+
+def test_minsert_shows_its_attributes_once_per_grid_cell(tmp_path: Path) -> None:
+    path = dxf_fixtures.block_references(tmp_path / "blocks.dxf")
+    result = extract(path, {})
+
+    cells = dxf_fixtures.MINSERT_ROWS * dxf_fixtures.MINSERT_COLUMNS
+    texts = Counter(texts_of(result))
+    assert {value: texts[value] for value in dxf_fixtures.FLAG_VALUES.values()} == {
+        value: cells for value in dxf_fixtures.FLAG_VALUES.values()
+    }
+    assert dxf_fixtures.HIDDEN_VALUE not in texts  # an invisible attribute is not shown
+    flags = [block["bbox"] for block in result["text_blocks"] if block["text"] == "Flag"]
+    assert len({tuple(box) for box in flags}) == cells
+
+
+def test_a_dimension_in_a_scaled_block_reference_shows_a_length_it_does_not_measure(tmp_path: Path) -> None:
+    path = dxf_fixtures.block_references(tmp_path / "blocks.dxf")
+    result = extract(path, {})
+
+    shown = f"{dxf_fixtures.BLOCK_DIMENSION:g}"
+    assert sorted(
+        ((item["value"], item["label"]) for item in result["dimensions"]), key=str
+    ) == sorted([(dxf_fixtures.BLOCK_DIMENSION, None), (None, shown)], key=str)
+    assert result["warnings"] == [
+        "dimension (in a block reference) has no certain value: the drawing shows "
+        f"'{shown}' but the dimension measures {2 * dxf_fixtures.BLOCK_DIMENSION:g}"
+    ]
+
+
+def test_dimensions_keep_a_value_only_where_their_readings_agree(tmp_path: Path) -> None:
+    path = dxf_fixtures.dimension_readings(tmp_path / "dimensions.dxf")
+    result = extract(path, {})
+
+    assert reference_failures(path, result) == []
+    assert [(item["value"], item["dimension_type"], item["label"]) for item in result["dimensions"]] == [
+        (30.0, "linear", None),
+        (25.0, "linear", None),  # its DIMSTYLE1 is missing: the value is still measured
+        (12.5, "unknown", None),  # a type ezdxf does not know: the stored measurement
+        (7.25, "radius", None),  # LARGE_RADIAL_DIMENSION: the stored measurement
+        (None, "angular", "90°"),  # the points measure 90°, the file stores 270°
+        (round(dxf_fixtures.ARC_LENGTH, 6), "linear", None),  # ARC_DIMENSION: stored, as shown
+        (None, "linear", "35"),  # a text override showing another number
+    ]
+    assert result["errors"] == []
+    problems = [warning for warning in result["warnings"] if "has no certain value" in warning]
+    assert len(problems) == 2
+    assert "ezdxf measures 90 but the file stores 270 and the drawing shows '90°'" in problems[0]
+    assert "the drawing shows '35' but the dimension measures 20" in problems[1]
+
+
+def test_escaped_characters_are_decoded_in_layer_names_and_text(tmp_path: Path) -> None:
+    path = dxf_fixtures.escaped_text(tmp_path / "escaped.dxf")
+    result = extract(path, {})
+
+    assert reference_failures(path, result) == []
+    assert dxf_fixtures.GREEK_LAYER in {layer["name"] for layer in result["layers"]}
+    assert texts_of(result) == [dxf_fixtures.GREEK_TEXT, dxf_fixtures.FORMATTED_PLAIN]
+    greek = extract(path, {"layer_filter": [dxf_fixtures.GREEK_LAYER.lower()]})
+    assert [(item["type"], item["layer"]) for item in greek["entities"]] == [("TEXT", dxf_fixtures.GREEK_LAYER)]
+    assert greek["warnings"] == []
+
+
+@pytest.mark.parametrize(("code_page", "codec"), [("DOS850", "cp850"), ("DOS437", "cp437")])
+def test_legacy_code_pages_are_read_in_their_own_code_page(tmp_path: Path, code_page: str, codec: str) -> None:
+    path = dxf_fixtures.legacy_code_page(tmp_path / "legacy.dxf", code_page, codec)
+    result = extract(path, {})
+
+    assert texts_of(result) == [dxf_fixtures.LEGACY_TEXT]
+    assert result["metadata"]["encoding"] == codec
+    assert reference_failures(path, result) == []
+
+
+def test_every_mtext_column_is_read(tmp_path: Path) -> None:
+    path = dxf_fixtures.mtext_columns(tmp_path / "columns.dxf")
+    result = extract(path, {})
+
+    assert texts_of(result) == ["COLUMN ONE\nCOLUMN TWO\nCOLUMN THREE"]
+    assert reference_failures(path, result) == []
+
+
+@pytest.mark.parametrize(("version", "release"), [("AC1012", "R13"), ("AC1014", "R14")])
+def test_the_file_states_its_own_version(tmp_path: Path, version: str, release: str) -> None:
+    path = dxf_fixtures.older_version(tmp_path / "old.dxf", version)
+    metadata = extract(path, {})["metadata"]
+
+    assert (metadata["dxf_version"], metadata["release"]) == (version, release)
+
+
+def test_multileader_text_is_read(tmp_path: Path) -> None:
+    path = dxf_fixtures.leader(tmp_path / "leader.dxf")
+    result = extract(path, {})
+
+    assert texts_of(result) == [dxf_fixtures.LEADER_TEXT]
+    assert result["text_blocks"][0]["font_size"] == 2.5
+    assert reference_failures(path, result) == []
+
+
+def test_reading_block_references_stops_at_its_limit_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(dxf_placements, "MAX_PLACED", 10)
+    path = dxf_fixtures.big_grid(tmp_path / "grid.dxf", 5, 4)
+
+    result = extract(path, {})
+
+    assert texts_of(result) == ["CELL"] * 10
+    assert result["warnings"] == ["only the first 10 texts and dimensions inside block references were read"]

@@ -20,7 +20,7 @@ class Table(TypedDict):
 
 
 class Dimension(TypedDict):
-    value: float
+    value: float | None  # None: the text is shown but cannot be read with certainty
     unit: str | None
     tolerance: str | None
     dimension_type: str  # linear, diameter, radius, angular, ordinate, unknown

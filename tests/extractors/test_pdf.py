@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest.mock import patch
 
 import pytest
 
@@ -17,7 +18,7 @@ from pgqueue.errors import (
     PermanentError,
     UnsupportedFormat,
 )
-from pgqueue.extractors import get
+from pgqueue.extractors import get, pdf
 from pgqueue.extractors.context import ExtractionContext, using
 from pgqueue.extractors.drawing_dimensions import parse_callout
 from pgqueue.extractors.pdf import PDFIUM_LOCK, extract
@@ -70,17 +71,21 @@ def test_each_callout_is_one_dimension_and_no_other_text_is(drawing_pdf: PdfDraw
 
 
 def test_metadata_holds_document_info_and_every_page(drawing_pdf: PdfDrawing) -> None:
-    metadata = extract(drawing_pdf.path, {})["metadata"]
+    result = extract(drawing_pdf.path, {})
+    metadata = result["metadata"]
 
     assert {name: metadata[name] for name in drawing_pdf.info} == drawing_pdf.info
     assert metadata["producer"].startswith("ReportLab")
     assert metadata["creation_date"][:2] == "20"
     assert metadata["pages"] == len(drawing_pdf.rotations)
     width, height = drawing_pdf.display_size
-    assert metadata["page_info"] == [
+    assert [{key: value for key, value in page.items() if key != "characters"} for page in metadata["page_info"]] == [
         {"page": number, "width": width, "height": height, "rotation": rotation}
         for number, rotation in enumerate(drawing_pdf.rotations, start=1)
     ]
+    for page in metadata["page_info"]:
+        shown = "".join(block["text"] for block in result["text_blocks"] if block["page"] == page["page"])
+        assert page["characters"] == len("".join(shown.split())) > 0
 
 
 @pytest.mark.parametrize("page", [1, 2, 3, 4])
@@ -158,13 +163,31 @@ def test_bad_options_are_refused_by_name(drawing_pdf: PdfDrawing, options: dict[
 # --- limits and hostile files --------------------------------------------------------------
 
 
-def test_page_count_over_the_limit_is_refused_before_pages_are_read(pdf_maker: PdfMaker) -> None:
-    path = pdf_maker.blank(4)
+def test_pages_past_the_limit_are_skipped_with_a_warning(pdf_maker: PdfMaker) -> None:
+    path = pdf_maker.blank(5)
 
-    with using(ExtractionContext(pdf_max_pages=3)), pytest.raises(FileTooLarge, match="4 pages; the limit is 3"):
+    with using(ExtractionContext(pdf_max_pages=3)):
+        result = extract(path, {})
+        chosen = extract(path, {"pages": [5, 2, 4, 1]})
+    with using(ExtractionContext(pdf_max_pages=5)):
+        whole = extract(path, {})
+
+    assert result["metadata"]["pages"] == 5
+    assert [page["page"] for page in result["metadata"]["page_info"]] == [1, 2, 3]
+    assert "only the first 3 of 5 pages to read were read (the page limit); page(s) 4-5 skipped" in result["warnings"]
+    # the pages option picks first, then the limit applies to what it picked
+    assert [page["page"] for page in chosen["metadata"]["page_info"]] == [1, 2, 4]
+    assert "only the first 3 of 4 pages to read were read (the page limit); page(s) 5 skipped" in chosen["warnings"]
+    assert [page["page"] for page in whole["metadata"]["page_info"]] == [1, 2, 3, 4, 5]
+    assert not any("page limit" in warning for warning in whole["warnings"])
+
+
+def test_a_page_count_far_past_the_limit_is_refused_before_pages_are_read(pdf_maker: PdfMaker) -> None:
+    path = pdf_maker.blank(3)
+
+    with using(ExtractionContext(pdf_max_pages=1)), patch.object(pdf, "PAGE_CEILING_FACTOR", 2), \
+            pytest.raises(FileTooLarge, match="3 pages; at most 2 are accepted"):
         extract(path, {})
-    with using(ExtractionContext(pdf_max_pages=4)):
-        assert extract(path, {})["metadata"]["pages"] == 4
 
 
 def test_a_scanned_page_is_reported_as_needing_ocr(pdf_maker: PdfMaker) -> None:
@@ -349,7 +372,7 @@ CORPUS_REFUSALS: dict[str, tuple[type[PermanentError], str]] = {
     "broken_xref.pdf": (CorruptFile, "cross-reference table is broken"),
     "flate_bomb_1gib.pdf": (FileTooLarge, "inflates to more than 64 MiB"),
     "lying_page_count.pdf": (CorruptFile, "declares 2,147,483,647 pages but holds 1"),
-    "many_pages_100k.pdf": (FileTooLarge, "100,000 pages; the limit is 100"),
+    "many_pages_100k.pdf": (FileTooLarge, "100,000 pages; at most 10,000 are accepted"),
     "png_named_as.pdf": (CorruptFile, "not a PDF: the file is a PNG image"),
     "truncated_half.pdf": (CorruptFile, "truncated"),
     "zero_byte.pdf": (CorruptFile, "empty"),

@@ -27,6 +27,8 @@ _SYMBOLS = (
 
 _NUMBER = r"(?:\d+(?:[.,]\d+)?|[.,]\d+)(?![.,]?\d)"
 _UNIT = r"(?:mm|cm|µm|μm|um|m|in|\")"
+# ISO 286 fit letters (H7, g6, JS9): I, L, O, Q and W are not used; x is read as "times".
+_FIT = r"[A-HJKMNPR-VYZa-hjkmnpr-vyz]"
 _CALLOUT_BODY = rf"""
     (?:(?P<count>\d+)\s*[xX\u00d7]\s*)?
     (?P<symbol>SØ|SR|Ø|R|M)?\s*
@@ -36,7 +38,7 @@ _CALLOUT_BODY = rf"""
     \s*(?P<tolerance>
         ±\s*{_NUMBER}°?
       | \+\s*{_NUMBER}°?\s*/?\s*-\s*{_NUMBER}°?
-      | [A-WYZa-wyz]{{1,2}}\d{{1,2}}(?:/[A-WYZa-wyz]{{1,2}}\d{{1,2}})?
+      | {_FIT}{{1,2}}\d{{1,2}}(?:/{_FIT}{{1,2}}\d{{1,2}})?
     )?
     \s*(?P<unit_after>{_UNIT}(?![A-Za-z]))?
     """
@@ -98,8 +100,8 @@ def find_callouts(text: str, page: int | None = None, default_unit: str | None =
         begin = start = match.start() + len(match.group()) - len(match.group().lstrip())
         while start > 0 and _JOINABLE.match(line[start - 1]):
             start -= 1
-        if begin - start > _MAXIMUM_JOINED:
-            continue  # inside a longer word: a part number (ISO4762-M6x16), not a callout
+        if start < begin and not _may_be_joined(match, begin - start):
+            continue  # inside a word or a part number (ISO4762-M6x16, 85 FR 63561)
         label = line[start:match.end()].strip()
         dimension = _dimension(match, label, page, default_unit)
         doubt = None
@@ -111,6 +113,17 @@ def find_callouts(text: str, page: int | None = None, default_unit: str | None =
             dimension["value"] = None
         found.append(Callout(dimension, doubt))
     return found
+
+
+def _may_be_joined(match: re.Match[str], joined: int) -> bool:
+    """Whether a callout with ``joined`` characters run into it from the left may still be
+    one: its own sign or number must start it (not a letter such as R or M, which would then
+    be the end of a word), and more than a fit class must mark it."""
+    if joined > _MAXIMUM_JOINED or match["count"] is not None or match["symbol"] in ("R", "M", "SR"):
+        return False
+    return any(match[name] for name in ("symbol", "degree", "unit", "unit_after")) or (
+        match["tolerance"] is not None and match["tolerance"][0] in "±+"
+    )
 
 
 def _has_marker(match: re.Match[str]) -> bool:

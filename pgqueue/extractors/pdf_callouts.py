@@ -20,6 +20,7 @@ from pgqueue.extractors.drawing_text import Segment
 # Pieces of one callout stand at most this many text heights apart.
 _PHRASE_GAP = 1.5
 _LINE_SHIFT = 0.5
+_DIGIT = re.compile(r"\d")
 _UPPER_HALF = re.compile(r"\+\s*\.?\d[\d.]*\s*-?$")
 _LOWER_HALF = re.compile(r"^-?\s*\.?\d[\d.]*$")
 
@@ -43,7 +44,9 @@ def page_callouts(segments: Sequence[Segment], page: int, unit: str | None) -> l
     """The callouts on one page's runs, phrase by phrase."""
     found: list[Callout] = []
     for phrase in _phrases(segments):
-        found.extend(find_callouts(phrase.text, page, unit))
+        text = phrase.text
+        if _DIGIT.search(text):
+            found.extend(find_callouts(text, page, unit))
     return found
 
 
@@ -58,45 +61,58 @@ def _axes(segment: Segment) -> tuple[float, float, float, float]:
     return min(along), max(along), (min(across) + max(across)) / 2, max(height, 0.1)
 
 
+Placed = tuple[tuple[float, float, float, float], Segment]  # (start, end, across, height), run
+
+
 def _phrases(segments: Sequence[Segment]) -> list[_Phrase]:
-    by_direction: dict[float, list[tuple[tuple[float, float, float, float], Segment]]] = {}
+    by_direction: dict[float, list[Placed]] = {}
     for segment in segments:
-        if "\n" in segment.text:
-            continue
         by_direction.setdefault(round(segment.angle) % 360, []).append((_axes(segment), segment))
     phrases: list[_Phrase] = []
     for placed in by_direction.values():
-        open_phrases: list[_Phrase] = []
-        for (start, end, across, height), segment in sorted(placed, key=lambda item: item[0][0]):
-            phrase = _joining(open_phrases, start, across, height)
-            if phrase is None:
-                phrase = _Phrase([segment], start, end, across, height)
-                open_phrases.append(phrase)
-                phrases.append(phrase)
-            else:
-                phrase.segments.append(segment)
-                phrase.end = max(phrase.end, end)
+        for line in _lines(placed):
+            phrases.extend(_join_along(line))
     _stack_tolerances(phrases)
     return phrases
 
 
-def _joining(phrases: list[_Phrase], start: float, across: float, height: float) -> _Phrase | None:
-    """The phrase a run continues: same line, starting a short gap after the phrase ends."""
-    for phrase in reversed(phrases):
-        scale = max(phrase.height, height)
-        if abs(phrase.across - across) <= _LINE_SHIFT * scale and -_LINE_SHIFT * scale <= start - phrase.end <= _PHRASE_GAP * scale:
-            return phrase
-    return None
+def _lines(placed: list[Placed]) -> list[list[Placed]]:
+    """Runs of one direction grouped into lines: going across, a run whose middle is within
+    a share of its height of the previous run's joins its line."""
+    lines: list[list[Placed]] = []
+    previous: tuple[float, float] | None = None
+    for item in sorted(placed, key=lambda item: -item[0][2]):
+        _, _, across, height = item[0]
+        if previous is not None and previous[0] - across <= _LINE_SHIFT * max(previous[1], height):
+            lines[-1].append(item)
+        else:
+            lines.append([item])
+        previous = (across, height)
+    return lines
+
+
+def _join_along(line: list[Placed]) -> list[_Phrase]:
+    """Runs of one line joined into phrases where a short gap separates them."""
+    phrases: list[_Phrase] = []
+    for (start, end, across, height), segment in sorted(line, key=lambda item: item[0][0]):
+        last = phrases[-1] if phrases else None
+        if last is not None and start - last.end <= _PHRASE_GAP * max(last.height, height):
+            last.segments.append(segment)
+            last.end = max(last.end, end)
+        else:
+            phrases.append(_Phrase([segment], start, end, across, height))
+    return phrases
 
 
 def _stack_tolerances(phrases: list[_Phrase]) -> None:
     """A phrase ending in an upper tolerance (``+.005``) takes the lower one (``-.001``) that
     stands right below its end; the lower phrase is then read only as part of it."""
+    lowers = [phrase for phrase in phrases if _LOWER_HALF.match(phrase.text)]
     for upper in phrases:
-        if upper.lower or not _UPPER_HALF.search(upper.text):
+        if upper.lower or not upper.segments or not _UPPER_HALF.search(upper.text):
             continue
-        for lower in phrases:
-            if lower is upper or not lower.segments or not _LOWER_HALF.match(lower.text):
+        for lower in lowers:
+            if lower is upper or not lower.segments:
                 continue
             drop = upper.across - lower.across
             if 0.6 * upper.height <= drop <= 1.8 * upper.height and upper.start < lower.start < upper.end + upper.height:

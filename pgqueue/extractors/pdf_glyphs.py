@@ -9,6 +9,7 @@ from being read twice.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable
 from typing import NamedTuple
@@ -52,12 +53,17 @@ class _Run:
         )
 
 
+@functools.lru_cache(maxsize=256)
+def _turning(angle: float) -> tuple[float, float]:
+    return math.cos(angle), math.sin(angle)
+
+
 def _place(glyph: Glyph, box: Box) -> tuple[float, float, float, float]:
     """Where a glyph starts and ends along its line, the middle across it, and its height."""
     left, bottom, right, top = box
     if glyph.angle == 0.0:
         return left, right, (bottom + top) / 2, max(top - bottom, glyph.size or 0.0, 0.1)
-    cosine, sine = math.cos(glyph.angle), math.sin(glyph.angle)
+    cosine, sine = _turning(glyph.angle)
     corners = ((left, bottom), (left, top), (right, bottom), (right, top))
     along = [x * cosine + y * sine for x, y in corners]
     across = [y * cosine - x * sine for x, y in corners]

@@ -13,10 +13,12 @@ caller can read the page again with pdfminer. Callers hold the PDFium lock.
 from __future__ import annotations
 
 import ctypes
+import functools
 import math
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from pgqueue.extractors.drawing_text import Segment
@@ -71,6 +73,26 @@ def _prototype(function: Any, restype: Any, *argtypes: Any) -> Any:
     return ctypes.CFUNCTYPE(restype, *argtypes)(_address(function))
 
 
+@functools.cache
+def _calls() -> SimpleNamespace:
+    """The PDFium functions read per character or object, made once per process."""
+    import pypdfium2.raw as pdfium_api
+
+    pointer, integer = ctypes.c_void_p, ctypes.c_int
+    return SimpleNamespace(
+        owner=_prototype(pdfium_api.FPDFText_GetTextObject, pointer, pointer, integer),
+        box=_prototype(
+            pdfium_api.FPDFText_GetCharBox, integer, pointer, integer, pointer, pointer, pointer, pointer
+        ),
+        angle=_prototype(pdfium_api.FPDFText_GetCharAngle, ctypes.c_float, pointer, integer),
+        object_at=_prototype(pdfium_api.FPDFPage_GetObject, pointer, pointer, integer),
+        type_of=_prototype(pdfium_api.FPDFPageObj_GetType, integer, pointer),
+        text_of=_prototype(
+            pdfium_api.FPDFTextObj_GetText, ctypes.c_ulong, pointer, pointer, pointer, ctypes.c_ulong
+        ),
+    )
+
+
 def _address(handle: Any) -> int:
     return ctypes.cast(handle, ctypes.c_void_p).value or 0
 
@@ -85,17 +107,10 @@ class _GlyphReader:
         self.textpage = textpage
         self.raw = _address(textpage.raw)
         self.owners: set[int] = set()
-        pointer = ctypes.c_void_p
-        self._owner = _prototype(pdfium_api.FPDFText_GetTextObject, pointer, pointer, ctypes.c_int)
-        self._box = _prototype(
-            pdfium_api.FPDFText_GetCharBox, ctypes.c_int, pointer, ctypes.c_int,
-            pointer, pointer, pointer, pointer,
-        )
+        calls = _calls()
+        self._owner, self._box, self._angle = calls.owner, calls.box, calls.angle
         self._values = [ctypes.c_double() for _ in range(4)]  # left, right, bottom, top
         self._addresses = [ctypes.addressof(value) for value in self._values]
-        self._angle = _prototype(
-            pdfium_api.FPDFText_GetCharAngle, ctypes.c_float, pointer, ctypes.c_int
-        )
         self._sizes: dict[int, float | None] = {}
 
     def glyphs(self, text: str) -> Iterator[Glyph]:
@@ -112,16 +127,22 @@ class _GlyphReader:
                 yield from self._word(piece.replace("\x02", "-"), match.start())
 
     def _word(self, word: str, start: int) -> Iterator[Glyph]:
+        end = start + len(word) - 1
         first = self._char_box(start)
-        last = first if len(word) == 1 else self._char_box(start + len(word) - 1)
-        if first is None or last is None or not _one_line(first, last):
+        last = first if end == start else self._char_box(end)
+        angle = self._angle_at(start)
+        if first is None or last is None or not _one_word(first, last, angle, self._angle_at(end)):
             for offset, character in enumerate(word):
                 box = self._char_box(start + offset)
                 if box is not None:
-                    yield self._glyph(character, box, start + offset)
+                    yield self._glyph(character, box, start + offset, self._angle_at(start + offset))
             return
         box = (min(first[0], last[0]), min(first[1], last[1]), max(first[2], last[2]), max(first[3], last[3]))
-        yield self._glyph(word, box, start)
+        yield self._glyph(word, box, start, angle)
+
+    def _angle_at(self, index: int) -> float:
+        # PDFium measures the angle clockwise; glyphs measure it counter-clockwise.
+        return _normal_angle(-self._angle(self.raw, index))
 
     def _char_box(self, index: int) -> Box | None:
         values = self._values
@@ -129,10 +150,9 @@ class _GlyphReader:
             return None
         return values[0].value, values[2].value, values[1].value, values[3].value
 
-    def _glyph(self, text: str, box: Box, index: int) -> Glyph:
+    def _glyph(self, text: str, box: Box, index: int, angle: float) -> Glyph:
         self.owners.add(self._owner(self.raw, index) or 0)
-        # PDFium measures the angle clockwise; glyphs measure it counter-clockwise.
-        return Glyph(text, box, _normal_angle(-self._angle(self.raw, index)), None, index)
+        return Glyph(text, box, angle, None, index)
 
     def font_size(self, index: int) -> float | None:
         """The size text is drawn at: the font's size times the text matrix's vertical scale,
@@ -152,12 +172,16 @@ class _GlyphReader:
         return scaled if math.isfinite(scaled) and scaled > 0 else None
 
 
-def _one_line(first: Box, last: Box) -> bool:
-    """Whether two boxes of one word sit on one line (for upright text; a turned word is
-    trusted to PDFium)."""
+def _one_word(first: Box, last: Box, first_angle: float, last_angle: float) -> bool:
+    """Whether a word's first and last characters bound it: both turned alike and, for
+    upright text, on one line (either way round: right-to-left words end on the left).
+    PDFium breaks a word where the writing jumps; this catches a word left whole across one."""
+    if first_angle != last_angle:
+        return False
+    if first_angle != 0.0:
+        return True
     height = max(first[3] - first[1], last[3] - last[1], 0.1)
-    same_height = abs((first[1] + first[3]) - (last[1] + last[3])) / 2 <= _LINE_SHIFT * height
-    return same_height and last[0] >= first[0] - _LINE_SHIFT * height
+    return abs((first[1] + first[3]) - (last[1] + last[3])) / 2 <= _LINE_SHIFT * height
 
 
 def _normal_angle(angle: float) -> float:
@@ -173,12 +197,8 @@ def _text_objects_without_text(page: Any, textpage: Any, owners: set[int]) -> tu
     character are asked for their text (asking is slow)."""
     import pypdfium2.raw as pdfium_api
 
-    pointer = ctypes.c_void_p
-    object_at = _prototype(pdfium_api.FPDFPage_GetObject, pointer, pointer, ctypes.c_int)
-    type_of = _prototype(pdfium_api.FPDFPageObj_GetType, ctypes.c_int, pointer)
-    text_of = _prototype(
-        pdfium_api.FPDFTextObj_GetText, ctypes.c_ulong, pointer, pointer, pointer, ctypes.c_ulong
-    )
+    calls = _calls()
+    object_at, type_of, text_of = calls.object_at, calls.type_of, calls.text_of
     raw, raw_textpage = _address(page.raw), _address(textpage.raw)
     total = unmapped = 0
     for index in range(pdfium_api.FPDFPage_CountObjects(page)):

@@ -10,6 +10,7 @@ from unittest.mock import patch
 
 import pytest
 
+from bench.quality.pdf import check_file, duplicated_runs
 from pgqueue.errors import (
     CorruptFile,
     ExtractionTimeout,
@@ -20,9 +21,12 @@ from pgqueue.errors import (
 )
 from pgqueue.extractors import get, pdf
 from pgqueue.extractors.context import ExtractionContext, using
-from pgqueue.extractors.drawing_dimensions import parse_callout
+from pgqueue.extractors.drawing_dimensions import find_callouts, parse_callout
+from pgqueue.extractors.drawing_text import Segment
+from pgqueue.extractors.drawing_title_block import read_title_block
 from pgqueue.extractors.pdf import PDFIUM_LOCK, extract
 from pgqueue.extractors.pdf_tables import MAX_TABLE_OBJECTS, read_tables
+from tests.extractors import pdf_fixtures
 
 if TYPE_CHECKING:
     from conftest import PdfDrawing, PdfMaker
@@ -306,6 +310,149 @@ def test_callouts_are_parsed(text: str, expected: tuple[Any, ...]) -> None:
 )
 def test_other_text_is_not_a_dimension(text: str) -> None:
     assert parse_callout(text) is None
+
+
+# --- defects seen on real drawings, one generated file each -------------------------------
+
+
+def _pdfium_characters(path: Path) -> list[int]:
+    """Visible characters PDFium reads on each page: the reference, read at test time."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return [len("".join(document[index].get_textpage().get_text_range().split())) for index in range(len(document))]
+    finally:
+        document.close()
+
+
+def _values(result: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+
+
+def test_rotated_text_whose_boxes_overlap_is_read_once(tmp_path: Path) -> None:
+    written = pdf_fixtures.rotated_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    texts = [block["text"] for block in result["text_blocks"]]
+    assert sorted(text for text in texts if text in written.texts) == sorted(written.texts)
+    assert [page["characters"] for page in result["metadata"]["page_info"]] == _pdfium_characters(written.path)
+    assert duplicated_runs(result["text_blocks"]) == []
+    assert _values(result) == {
+        (0.25, "diameter", "+.003-.000"), (0.173, "diameter", "±.005"), (0.30, "linear", "±.02")
+    }
+    assert check_file(written.path).failures == []
+
+
+def test_callouts_split_across_runs_are_put_together(tmp_path: Path) -> None:
+    written = pdf_fixtures.split_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    assert _values(result) == {
+        (0.75, "linear", "±.008"),
+        (12.0, "diameter", "±0.1"),
+        (5.0, "radius", None),
+        (0.173, "diameter", "+.005-.001"),
+    }
+    assert {item["unit"] for item in result["dimensions"]} == {"in"}
+
+
+def test_inch_decimals_are_read_whole_and_a_doubtful_one_is_text_only(tmp_path: Path) -> None:
+    written = pdf_fixtures.inch_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    read = {(item["label"], item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+    assert read == {
+        *pdf_fixtures.INCH_CALLOUTS,
+        (pdf_fixtures.UNCERTAIN_CALLOUT, None, "linear", "±.02"),
+    }
+    assert [warning for warning in result["warnings"] if pdf_fixtures.UNCERTAIN_CALLOUT in warning] == [
+        f"page 1: dimension '{pdf_fixtures.UNCERTAIN_CALLOUT}' is given as text only (value null): "
+        "the number is joined to 'x', which is not a known sign"
+    ]
+    assert check_file(written.path).failures == []
+
+
+def test_text_in_a_font_without_unicode_map_is_read_with_pdfminer(tmp_path: Path) -> None:
+    from tests.extractors.conftest import _raw_pdf
+
+    written = pdf_fixtures.unmapped_font(tmp_path, _raw_pdf)
+
+    result = extract(written.path, {})
+
+    assert _pdfium_characters(written.path) == [len("REVB")]  # PDFium loses the CJK text
+    assert sorted(block["text"] for block in result["text_blocks"]) == sorted(written.texts)
+    assert result["metadata"]["page_info"][0]["characters"] == len("REVB") + len(pdf_fixtures.GBK_TEXT)
+    assert any("read with pdfminer" in warning for warning in result["warnings"])
+    assert check_file(written.path).failures == []
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (("Rev D",), {"revision": "D"}),
+        (("Rev. D",), {"revision": "D"}),
+        (("Sheet 1 of 2",), {"sheet": "1 of 2"}),
+        (("Sheet 2 of 2", "REV: C", "DATE 8 Dec 2016"), {"sheet": "2 of 2", "revision": "C", "date": "8 Dec 2016"}),
+    ],
+)
+def test_a_title_block_of_one_field_is_kept(tmp_path: Path, texts: tuple[str, ...], expected: dict[str, str]) -> None:
+    written = pdf_fixtures.title_corner(tmp_path, texts)
+
+    block = extract(written.path, {})["title_block"]
+
+    assert block is not None
+    assert {name: value for name, value in block.items() if value and name != "custom_fields"} == expected
+
+
+def test_a_revision_named_in_a_sentence_is_no_title_block(tmp_path: Path) -> None:
+    written = pdf_fixtures.title_corner(tmp_path, ())
+
+    assert extract(written.path, {})["title_block"] is None
+
+
+@pytest.mark.parametrize("date", ["2016-12-08", "08-DEC-2016", "Dec 8, 2016", "12/8/2016", "8 December 2016"])
+def test_dates_beside_title_block_labels_are_recognised(date: str) -> None:
+    row = [Segment("REV", 0, 0, 20, 10), Segment("C", 40, 0, 50, 10), Segment(date, 300, 0, 360, 10)]
+
+    block = read_title_block(rows=[row])
+
+    assert block is not None and (block["revision"], block["date"]) == ("C", date)
+
+
+def test_a_pdf_that_opens_without_a_password_is_read(tmp_path: Path) -> None:
+    written = pdf_fixtures.empty_password(tmp_path)
+
+    result = extract(written.path, {})
+
+    assert [block["text"] for block in result["text_blocks"]] == list(written.texts)
+    assert _values(result) == {(12.0, "diameter", "±0.1")}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("4X Ø.173 +.005 -.001", [("4X Ø.173 +.005 -.001", 0.173)]),
+        ("Ø12 ±0.1   R5", [("Ø12 ±0.1", 12.0), ("R5", 5.0)]),
+        ("Ø.875", [("Ø.875", 0.875)]),
+        ("vØ.438 ±.010", [("vØ.438 ±.010", None)]),
+        ("1,250 mm", [("1,250 mm", None)]),
+        ("2x Ø16 H7", [("2x Ø16 H7", 16.0)]),
+        ("85 FR 63561", []),
+        ("ISO4762-M6x16", []),
+        ("14 CFR 39.13", []),
+        ("EP06AU20", []),
+        ("Y14.5M-1994", []),
+    ],
+)
+def test_callouts_are_found_in_a_line(line: str, expected: list[tuple[str, float | None]]) -> None:
+    found = find_callouts(line)
+
+    assert [(callout.dimension["label"], callout.dimension["value"]) for callout in found] == expected
+    assert all((callout.doubt is None) == (callout.dimension["value"] is not None) for callout in found)
 
 
 # --- the sample corpus ---------------------------------------------------------------------

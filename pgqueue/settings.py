@@ -91,7 +91,10 @@ class Settings(BaseModel):
     fetch_timeout: float = Field(60.0, gt=0, description="Seconds a download may stall.")
 
     # --- extraction --------------------------------------------------------------------------
-    pdf_max_pages: int = Field(100, ge=1, description="PDFs with more pages are refused.")
+    pdf_max_pages: int = Field(
+        100, ge=1,
+        description="Pages of a PDF read at most; the rest are skipped with a warning.",
+    )
     werk24_token: str | None = Field(None, description="Werk24 API token. Unset: werk24 jobs fail.")
     werk24_url: str | None = Field(None, description="Werk24 server URL (tests use a local one).")
     extractors: dict[str, str] = Field(

@@ -26,6 +26,7 @@ class Segment:
     y1: float
     page: int | None = None
     font_size: float | None = None
+    angle: float = 0.0  # degrees, counter-clockwise: the direction the text runs on the page
 
     @property
     def height(self) -> float:

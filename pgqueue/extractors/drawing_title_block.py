@@ -3,8 +3,9 @@
 Two sources feed the same mapping of labels to fields: ``label -> value`` pairs (DXF block
 attributes, ``DRAWING_NO = DWG-1001``) and rows of positioned text (a PDF title block, where the
 value is the cell right of its label, or ``MATERIAL: S235JR`` written inline). A title block is
-reported only when at least two of its standard fields were found, so a lone ``DATE`` in a note
-does not make one.
+reported when two of its standard fields were found, or one that names the sheet on its own
+(drawing number, revision, sheet: ``Rev D`` in a corner); a lone ``DATE`` in a note does not
+make one.
 """
 
 from __future__ import annotations
@@ -41,11 +42,28 @@ EXTRA_LABELS = frozenset(
 
 # Labels whose short value may follow in the same text without a colon: "REV B", "SHEET 1/2".
 _SHORT_VALUE_LABELS = ("REVISION", "REV", "SHEET", "SCALE", "DATE")
-_SHORT_VALUE = re.compile(rf"^({'|'.join(_SHORT_VALUE_LABELS)})\s+(\S.{{0,11}})$", re.IGNORECASE)
+_SHORT_VALUE = re.compile(
+    rf"^({'|'.join(_SHORT_VALUE_LABELS)})\.?\s*:?\s+(\S.{{0,11}})$", re.IGNORECASE
+)
 _INLINE_PAIR = re.compile(r"(?<![\w-])([A-Z][A-Z#./ ]{0,30}?[A-Z#.])\s*:\s*")
-_DATE = re.compile(r"^(\d{4}-\d{1,2}-\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{2,4})$")
+_MONTH = (
+    r"(?:JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|SEPT|OCT|NOV|DEC)[A-Z]*\.?"
+)
+_DATE = re.compile(
+    rf"""^(?:
+        \d{{4}}-\d{{1,2}}-\d{{1,2}}
+      | \d{{1,2}}[./-]\d{{1,2}}[./-]\d{{2,4}}
+      | \d{{1,2}}[\s./-]*{_MONTH}[\s./-]*\d{{2,4}}
+      | {_MONTH}\s*\d{{1,2}},?\s*\d{{4}}
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
 _MINIMUM_FIELDS = 2
+# Fields that name a drawing sheet on their own: one of them is a title block.
+_SELF_STANDING = frozenset(("drawing_number", "revision", "sheet"))
 _MAXIMUM_CUSTOM = 50
+_CELL_GAP = 3.0  # text heights between a cell and the next text in its row
+_REVISION = re.compile(r"^[A-Z0-9][A-Z0-9.\-]{0,5}$", re.IGNORECASE)
 
 
 def field_of(label: str) -> str | None:
@@ -64,13 +82,18 @@ class _Collector:
     def __init__(self) -> None:
         self.fields: dict[str, str] = {}
         self.custom: dict[str, str] = {}
+        self.standing: set[str] = set()  # fields found where only a title block puts them
 
-    def add(self, label: str, value: str, *, keep_unknown: bool) -> bool:
+    def add(self, label: str, value: str, *, keep_unknown: bool, standing: bool = False) -> bool:
         value = value.strip()
         if not value:
             return False
         field = field_of(label)
         if field is not None:
+            if field == "revision" and not _REVISION.match(value):
+                return False
+            if field not in self.fields and standing:
+                self.standing.add(field)
             self.fields.setdefault(field, value)
             return True
         name = normalise_label(label)
@@ -80,7 +103,7 @@ class _Collector:
         return False
 
     def result(self) -> TitleBlock | None:
-        if len(self.fields) < _MINIMUM_FIELDS:
+        if len(self.fields) < _MINIMUM_FIELDS and not _SELF_STANDING & self.standing:
             return None
         block = empty_title_block()
         block.update(self.fields)  # type: ignore[typeddict-item]
@@ -97,7 +120,7 @@ def read_title_block(
     """
     collector = _Collector()
     for label, value in pairs:
-        collector.add(label, value, keep_unknown=True)
+        collector.add(label, value, keep_unknown=True, standing=True)
     labelled_rows = [row for row in rows if _read_row(row, collector)]
     if "date" not in collector.fields:
         _date_near_labels(labelled_rows, collector)
@@ -118,16 +141,27 @@ def _read_row(row: Row, collector: _Collector) -> bool:
         index += 1
         if _is_label(text):
             value = _right_neighbour(row, index - 1)
-            if value is not None and collector.add(text, value.text, keep_unknown=False):
+            if value is not None and collector.add(text, value.text, keep_unknown=False, standing=True):
                 found = True
                 index += 1
             continue
         short = _SHORT_VALUE.match(text)
-        if short and collector.add(short.group(1), short.group(2), keep_unknown=False):
+        standing = _stands_alone(row, index - 1)
+        if short and collector.add(short.group(1), short.group(2), keep_unknown=False, standing=standing):
             found = True
             continue
         found = _read_inline_pairs(text, collector) or found
     return found
+
+
+def _stands_alone(row: Row, index: int) -> bool:
+    """Whether a text stands apart in its row, as in a title block's cell, not in a sentence."""
+    segment = row[index]
+    reach = max(segment.height, 1.0) * _CELL_GAP
+    neighbours = [row[position] for position in (index - 1, index + 1) if 0 <= position < len(row)]
+    return all(
+        other.x0 - segment.x1 > reach or segment.x0 - other.x1 > reach for other in neighbours
+    )
 
 
 def _right_neighbour(row: Row, index: int) -> Segment | None:

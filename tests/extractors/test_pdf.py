@@ -6,9 +6,11 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest.mock import patch
 
 import pytest
 
+from bench.quality.pdf import check_file, duplicated_runs
 from pgqueue.errors import (
     CorruptFile,
     ExtractionTimeout,
@@ -17,11 +19,14 @@ from pgqueue.errors import (
     PermanentError,
     UnsupportedFormat,
 )
-from pgqueue.extractors import get
+from pgqueue.extractors import get, pdf
 from pgqueue.extractors.context import ExtractionContext, using
-from pgqueue.extractors.drawing_dimensions import parse_callout
+from pgqueue.extractors.drawing_dimensions import find_callouts, parse_callout
+from pgqueue.extractors.drawing_text import Segment
+from pgqueue.extractors.drawing_title_block import read_title_block
 from pgqueue.extractors.pdf import PDFIUM_LOCK, extract
 from pgqueue.extractors.pdf_tables import MAX_TABLE_OBJECTS, read_tables
+from tests.extractors import pdf_fixtures
 
 if TYPE_CHECKING:
     from conftest import PdfDrawing, PdfMaker
@@ -70,17 +75,21 @@ def test_each_callout_is_one_dimension_and_no_other_text_is(drawing_pdf: PdfDraw
 
 
 def test_metadata_holds_document_info_and_every_page(drawing_pdf: PdfDrawing) -> None:
-    metadata = extract(drawing_pdf.path, {})["metadata"]
+    result = extract(drawing_pdf.path, {})
+    metadata = result["metadata"]
 
     assert {name: metadata[name] for name in drawing_pdf.info} == drawing_pdf.info
     assert metadata["producer"].startswith("ReportLab")
     assert metadata["creation_date"][:2] == "20"
     assert metadata["pages"] == len(drawing_pdf.rotations)
     width, height = drawing_pdf.display_size
-    assert metadata["page_info"] == [
+    assert [{key: value for key, value in page.items() if key != "characters"} for page in metadata["page_info"]] == [
         {"page": number, "width": width, "height": height, "rotation": rotation}
         for number, rotation in enumerate(drawing_pdf.rotations, start=1)
     ]
+    for page in metadata["page_info"]:
+        shown = "".join(block["text"] for block in result["text_blocks"] if block["page"] == page["page"])
+        assert page["characters"] == len("".join(shown.split())) > 0
 
 
 @pytest.mark.parametrize("page", [1, 2, 3, 4])
@@ -158,13 +167,31 @@ def test_bad_options_are_refused_by_name(drawing_pdf: PdfDrawing, options: dict[
 # --- limits and hostile files --------------------------------------------------------------
 
 
-def test_page_count_over_the_limit_is_refused_before_pages_are_read(pdf_maker: PdfMaker) -> None:
-    path = pdf_maker.blank(4)
+def test_pages_past_the_limit_are_skipped_with_a_warning(pdf_maker: PdfMaker) -> None:
+    path = pdf_maker.blank(5)
 
-    with using(ExtractionContext(pdf_max_pages=3)), pytest.raises(FileTooLarge, match="4 pages; the limit is 3"):
+    with using(ExtractionContext(pdf_max_pages=3)):
+        result = extract(path, {})
+        chosen = extract(path, {"pages": [5, 2, 4, 1]})
+    with using(ExtractionContext(pdf_max_pages=5)):
+        whole = extract(path, {})
+
+    assert result["metadata"]["pages"] == 5
+    assert [page["page"] for page in result["metadata"]["page_info"]] == [1, 2, 3]
+    assert "only the first 3 of 5 pages to read were read (the page limit); page(s) 4-5 skipped" in result["warnings"]
+    # the pages option picks first, then the limit applies to what it picked
+    assert [page["page"] for page in chosen["metadata"]["page_info"]] == [1, 2, 4]
+    assert "only the first 3 of 4 pages to read were read (the page limit); page(s) 5 skipped" in chosen["warnings"]
+    assert [page["page"] for page in whole["metadata"]["page_info"]] == [1, 2, 3, 4, 5]
+    assert not any("page limit" in warning for warning in whole["warnings"])
+
+
+def test_a_page_count_far_past_the_limit_is_refused_before_pages_are_read(pdf_maker: PdfMaker) -> None:
+    path = pdf_maker.blank(3)
+
+    with using(ExtractionContext(pdf_max_pages=1)), patch.object(pdf, "PAGE_CEILING_FACTOR", 2), \
+            pytest.raises(FileTooLarge, match="3 pages; at most 2 are accepted"):
         extract(path, {})
-    with using(ExtractionContext(pdf_max_pages=4)):
-        assert extract(path, {})["metadata"]["pages"] == 4
 
 
 def test_a_scanned_page_is_reported_as_needing_ocr(pdf_maker: PdfMaker) -> None:
@@ -285,6 +312,149 @@ def test_other_text_is_not_a_dimension(text: str) -> None:
     assert parse_callout(text) is None
 
 
+# --- defects seen on real drawings, one generated file each -------------------------------
+
+
+def _pdfium_characters(path: Path) -> list[int]:
+    """Visible characters PDFium reads on each page: the reference, read at test time."""
+    import pypdfium2 as pdfium
+
+    document = pdfium.PdfDocument(str(path))
+    try:
+        return [len("".join(document[index].get_textpage().get_text_range().split())) for index in range(len(document))]
+    finally:
+        document.close()
+
+
+def _values(result: dict[str, Any]) -> set[tuple[Any, ...]]:
+    return {(item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+
+
+def test_rotated_text_whose_boxes_overlap_is_read_once(tmp_path: Path) -> None:
+    written = pdf_fixtures.rotated_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    texts = [block["text"] for block in result["text_blocks"]]
+    assert sorted(text for text in texts if text in written.texts) == sorted(written.texts)
+    assert [page["characters"] for page in result["metadata"]["page_info"]] == _pdfium_characters(written.path)
+    assert duplicated_runs(result["text_blocks"]) == []
+    assert _values(result) == {
+        (0.25, "diameter", "+.003-.000"), (0.173, "diameter", "±.005"), (0.30, "linear", "±.02")
+    }
+    assert check_file(written.path).failures == []
+
+
+def test_callouts_split_across_runs_are_put_together(tmp_path: Path) -> None:
+    written = pdf_fixtures.split_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    assert _values(result) == {
+        (0.75, "linear", "±.008"),
+        (12.0, "diameter", "±0.1"),
+        (5.0, "radius", None),
+        (0.173, "diameter", "+.005-.001"),
+    }
+    assert {item["unit"] for item in result["dimensions"]} == {"in"}
+
+
+def test_inch_decimals_are_read_whole_and_a_doubtful_one_is_text_only(tmp_path: Path) -> None:
+    written = pdf_fixtures.inch_callouts(tmp_path)
+
+    result = extract(written.path, {})
+
+    read = {(item["label"], item["value"], item["dimension_type"], item["tolerance"]) for item in result["dimensions"]}
+    assert read == {
+        *pdf_fixtures.INCH_CALLOUTS,
+        (pdf_fixtures.UNCERTAIN_CALLOUT, None, "linear", "±.02"),
+    }
+    assert [warning for warning in result["warnings"] if pdf_fixtures.UNCERTAIN_CALLOUT in warning] == [
+        f"page 1: dimension '{pdf_fixtures.UNCERTAIN_CALLOUT}' is given as text only (value null): "
+        "the number is joined to 'x', which is not a known sign"
+    ]
+    assert check_file(written.path).failures == []
+
+
+def test_text_in_a_font_without_unicode_map_is_read_with_pdfminer(tmp_path: Path) -> None:
+    from tests.extractors.conftest import _raw_pdf
+
+    written = pdf_fixtures.unmapped_font(tmp_path, _raw_pdf)
+
+    result = extract(written.path, {})
+
+    assert _pdfium_characters(written.path) == [len("REVB")]  # PDFium loses the CJK text
+    assert sorted(block["text"] for block in result["text_blocks"]) == sorted(written.texts)
+    assert result["metadata"]["page_info"][0]["characters"] == len("REVB") + len(pdf_fixtures.GBK_TEXT)
+    assert any("read with pdfminer" in warning for warning in result["warnings"])
+    assert check_file(written.path).failures == []
+
+
+@pytest.mark.parametrize(
+    ("texts", "expected"),
+    [
+        (("Rev D",), {"revision": "D"}),
+        (("Rev. D",), {"revision": "D"}),
+        (("Sheet 1 of 2",), {"sheet": "1 of 2"}),
+        (("Sheet 2 of 2", "REV: C", "DATE 8 Dec 2016"), {"sheet": "2 of 2", "revision": "C", "date": "8 Dec 2016"}),
+    ],
+)
+def test_a_title_block_of_one_field_is_kept(tmp_path: Path, texts: tuple[str, ...], expected: dict[str, str]) -> None:
+    written = pdf_fixtures.title_corner(tmp_path, texts)
+
+    block = extract(written.path, {})["title_block"]
+
+    assert block is not None
+    assert {name: value for name, value in block.items() if value and name != "custom_fields"} == expected
+
+
+def test_a_revision_named_in_a_sentence_is_no_title_block(tmp_path: Path) -> None:
+    written = pdf_fixtures.title_corner(tmp_path, ())
+
+    assert extract(written.path, {})["title_block"] is None
+
+
+@pytest.mark.parametrize("date", ["2016-12-08", "08-DEC-2016", "Dec 8, 2016", "12/8/2016", "8 December 2016"])
+def test_dates_beside_title_block_labels_are_recognised(date: str) -> None:
+    row = [Segment("REV", 0, 0, 20, 10), Segment("C", 40, 0, 50, 10), Segment(date, 300, 0, 360, 10)]
+
+    block = read_title_block(rows=[row])
+
+    assert block is not None and (block["revision"], block["date"]) == ("C", date)
+
+
+def test_a_pdf_that_opens_without_a_password_is_read(tmp_path: Path) -> None:
+    written = pdf_fixtures.empty_password(tmp_path)
+
+    result = extract(written.path, {})
+
+    assert [block["text"] for block in result["text_blocks"]] == list(written.texts)
+    assert _values(result) == {(12.0, "diameter", "±0.1")}
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("4X Ø.173 +.005 -.001", [("4X Ø.173 +.005 -.001", 0.173)]),
+        ("Ø12 ±0.1   R5", [("Ø12 ±0.1", 12.0), ("R5", 5.0)]),
+        ("Ø.875", [("Ø.875", 0.875)]),
+        ("vØ.438 ±.010", [("vØ.438 ±.010", None)]),
+        ("1,250 mm", [("1,250 mm", None)]),
+        ("2x Ø16 H7", [("2x Ø16 H7", 16.0)]),
+        ("85 FR 63561", []),
+        ("ISO4762-M6x16", []),
+        ("14 CFR 39.13", []),
+        ("EP06AU20", []),
+        ("Y14.5M-1994", []),
+    ],
+)
+def test_callouts_are_found_in_a_line(line: str, expected: list[tuple[str, float | None]]) -> None:
+    found = find_callouts(line)
+
+    assert [(callout.dimension["label"], callout.dimension["value"]) for callout in found] == expected
+    assert all((callout.doubt is None) == (callout.dimension["value"] is not None) for callout in found)
+
+
 # --- the sample corpus ---------------------------------------------------------------------
 
 
@@ -349,7 +519,7 @@ CORPUS_REFUSALS: dict[str, tuple[type[PermanentError], str]] = {
     "broken_xref.pdf": (CorruptFile, "cross-reference table is broken"),
     "flate_bomb_1gib.pdf": (FileTooLarge, "inflates to more than 64 MiB"),
     "lying_page_count.pdf": (CorruptFile, "declares 2,147,483,647 pages but holds 1"),
-    "many_pages_100k.pdf": (FileTooLarge, "100,000 pages; the limit is 100"),
+    "many_pages_100k.pdf": (FileTooLarge, "100,000 pages; at most 10,000 are accepted"),
     "png_named_as.pdf": (CorruptFile, "not a PDF: the file is a PNG image"),
     "truncated_half.pdf": (CorruptFile, "truncated"),
     "zero_byte.pdf": (CorruptFile, "empty"),

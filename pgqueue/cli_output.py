@@ -25,6 +25,7 @@ from rich.text import Text
 from pgqueue.control import JobChange, JobInfo
 from pgqueue.durations import describe
 from pgqueue.operations import JobPage, StatusReport
+from pgqueue.storage.urls import redact
 
 PROGRESS_FROM = 20  # files: fewer go by too fast for a bar to help
 
@@ -227,7 +228,7 @@ def render_job(job: JobInfo) -> None:
     facts.add_column()
     rows: list[tuple[str, Any]] = [
         ("id", job.id), ("status", _status(job.status)), ("file", job.filename),
-        ("url", job.file_url), ("size", f"{job.file_size:,} bytes"), ("format", job.format),
+        ("url", redact(job.file_url)), ("size", f"{job.file_size:,} bytes"), ("format", job.format),
         ("record", job.record_id or "-"), ("attachment", job.attachment_id or "-"),
         ("options", json.dumps(job.options)), ("tries", f"{job.retry_count} of {job.max_retries} retries used"),
         ("created", f"{job.created_at.isoformat()} ({_when(job.created_at)})"),

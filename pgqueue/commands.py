@@ -22,6 +22,7 @@ from pgqueue import cli_output, extractors, file_jobs, manifest, operations
 from pgqueue.control import job_key
 from pgqueue.database import connect
 from pgqueue.settings import Settings
+from pgqueue.storage.urls import redact
 
 OK = 0
 NOT_FOUND = 1
@@ -222,7 +223,7 @@ def enqueue(settings: Settings, given: EnqueueInput, as_json: bool) -> int:
     if as_json:
         cli_output.print_json({
             "jobs": [{"id": job.id, "status": job.status, "existing": job.existing,
-                      "filename": request.filename, "file_url": request.file_url,
+                      "filename": request.filename, "file_url": redact(request.file_url),
                       "format": request.format}
                      for job, request in zip(summary.jobs, resolution.requests, strict=True)],
             "inserted": summary.inserted, "existing": summary.existing, "skipped_inputs": problems,

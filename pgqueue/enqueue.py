@@ -23,7 +23,7 @@ import psycopg
 from pgqueue import extractors, sql
 from pgqueue.errors import InvalidFileUrl
 from pgqueue.extractors import schemas
-from pgqueue.storage.urls import MAX_URL_LENGTH, scheme_of
+from pgqueue.storage.urls import MAX_URL_LENGTH, redact, scheme_of
 
 MAX_FILENAME = 255
 MAX_FILE_SIZE = 2**63 - 1  # the column is a bigint
@@ -129,7 +129,7 @@ def _problems(job: JobRequest) -> list[str]:
     elif len(job.file_url) > MAX_URL_LENGTH:
         problems.append(f"file_url is longer than {MAX_URL_LENGTH} characters")
     elif not _URL.match(job.file_url):
-        problems.append(f"file_url must be a URL such as s3://bucket/key, got {job.file_url[:80]!r}")
+        problems.append(f"file_url must be a URL such as s3://bucket/key, got {redact(job.file_url)[:80]!r}")
     elif problem := _url_problem(job.file_url):
         problems.append(problem)  # the worker's own check: scheme, control characters
     if isinstance(job.file_size, bool) or not isinstance(job.file_size, int) or job.file_size < 0:

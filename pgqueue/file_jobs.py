@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from pgqueue import sniff
 from pgqueue.enqueue import MAX_FILENAME, InvalidJob, JobRequest
+from pgqueue.storage.urls import redact
 
 _URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
 _GLOB_CHARACTERS = re.compile(r"[*?\[]")
@@ -110,14 +111,15 @@ def request_for_url(
     """A job for a remote file. Its size is not known here: it is recorded as 0 (the worker's
     size limit still applies when it downloads)."""
     path = urlsplit(url).path
-    name = path.rstrip("/").rsplit("/", 1)[-1] or url
+    shown = redact(url)  # the name and messages are stored and printed: no secret in them
+    name = path.rstrip("/").rsplit("/", 1)[-1] or shown
     fmt = forced or sniff.from_name(path)
     if fmt == sniff.DWG:
         raise RefusedFile(
-            f"{url} is a DWG drawing: pgqueue reads DXF, not DWG; convert it to DXF and enqueue that"
+            f"{shown} is a DWG drawing: pgqueue reads DXF, not DWG; convert it to DXF and enqueue that"
         )
     if fmt is None:
-        raise RefusedFile(f"cannot tell the format of {url} from its name: give it with --format")
+        raise RefusedFile(f"cannot tell the format of {shown} from its name: give it with --format")
     return _request(name[:MAX_FILENAME], url, 0, fmt, options, max_retries)
 
 

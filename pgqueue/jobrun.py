@@ -18,6 +18,7 @@ from pgqueue import extractors
 from pgqueue.errors import ResultNotStorable, classify
 from pgqueue.extractors.context import ExtractionContext, using
 from pgqueue.settings import Settings
+from pgqueue.storage.urls import conceal
 
 MAX_RESULT_BYTES = 64 * 1024 * 1024
 
@@ -49,8 +50,16 @@ class Outcome:
         return self.result_json is not None
 
     @classmethod
-    def failure(cls, job_id: str, exc: BaseException, duration: float = 0.0) -> Outcome:
+    def failure(
+        cls, job_id: str, exc: BaseException, duration: float = 0.0, url: str = ""
+    ) -> Outcome:
+        """The failed outcome of ``exc``; with the job's ``url``, its secrets are masked.
+
+        The message lands in the row and the logs: no secret of the link may ride along,
+        whichever library wrote it. Masked before it is cut, so no half secret remains.
+        """
         retryable, error_type, message = classify(exc)
+        message = conceal(message, url) if url else message
         return cls(job_id, None, retryable, error_type, message[:4000], duration)
 
 
@@ -73,7 +82,7 @@ def run_job(job: JobInput, settings: Settings) -> Outcome:
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        return Outcome.failure(job.id, exc, time.monotonic() - started)
+        return Outcome.failure(job.id, exc, time.monotonic() - started, url=job.file_url)
 
 
 def to_json(result: Any) -> str:

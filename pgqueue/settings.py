@@ -7,7 +7,9 @@ message naming the variable. ``pgqueue worker --help`` and the README list the s
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -15,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 ENV_PREFIX = "PGQUEUE_"
+_HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
 
 
 class SettingsError(ValueError):
@@ -82,7 +85,18 @@ class Settings(BaseModel):
         (), description="Folders file:// URLs may read from (comma-separated). Empty: none."
     )
     allow_private_addresses: bool = Field(
-        False, description="Allow https:// links to loopback, private and link-local addresses."
+        False,
+        description="Deprecated: every private and loopback address plus plain http; "
+        "use PGQUEUE_ALLOW_HOSTS and PGQUEUE_ALLOW_HTTP.",
+    )
+    allow_hosts: tuple[str, ...] = Field(
+        (),
+        description="Private hosts links may reach: names, addresses or CIDRs, comma-separated. "
+        "Metadata and link-local addresses stay refused.",
+    )
+    allow_http: bool = Field(False, description="Accept plain http:// links (https only otherwise).")
+    s3_buckets: tuple[str, ...] = Field(
+        (), description="Buckets s3:// links may name (comma-separated). Empty: any bucket."
     )
     s3_endpoint: str | None = Field(
         None, description="S3-compatible endpoint (Backblaze B2, MinIO). Unset: AWS."
@@ -124,6 +138,16 @@ class Settings(BaseModel):
             return tuple(Path(part.strip()) for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("allow_hosts", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: Any) -> Any:
+        return tuple(_host_entry(entry) for entry in _comma_list(value))
+
+    @field_validator("s3_buckets", mode="before")
+    @classmethod
+    def _parse_buckets(cls, value: Any) -> Any:
+        return tuple(_comma_list(value))
+
     @model_validator(mode="after")
     def _liveness_is_consistent(self) -> Settings:
         if self.worker_timeout < 2 * self.heartbeat_interval:
@@ -151,6 +175,26 @@ def _parse_mapping(value: Any) -> Any:
             raise ValueError(f"expected 'key=value' pairs separated by commas, got {part!r}")
         parsed[key.strip()] = item.strip()
     return parsed
+
+
+def _comma_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _host_entry(entry: Any) -> Any:
+    """A host name, an address or a CIDR, written as pgqueue compares it."""
+    if not isinstance(entry, str):
+        return entry
+    try:
+        return str(ipaddress.ip_network(entry.strip("[]"), strict=False))
+    except ValueError:
+        pass
+    name = entry.lower().rstrip(".")
+    if not _HOST_NAME.match(name):
+        raise ValueError(f"expected host names, addresses or CIDRs, got {entry!r}")
+    return name
 
 
 def env_name(field: str) -> str:

@@ -7,19 +7,23 @@ loaded (a 2 KB file can hold 1 GiB of content). The checks here refuse such file
 - ``check_envelope`` reads the first and last bytes: empty, not a PDF, truncated (no
   ``%%EOF``), or a ``startxref`` that points nowhere;
 - ``check_pages`` reads the page tree with pdfminer's object parser (no page is interpreted):
-  a declared page count that differs from the real one, and page content (content streams and
-  the forms they draw) that inflates past a limit, measured by inflating it in small chunks.
+  a declared page count that differs from the real one, and page content (content streams,
+  the forms they draw at any depth, each as often as it is drawn, and Type3 glyph procedures)
+  that decodes past a limit, measured through every filter in small chunks
+  (``pdf_filters``), or that draws XObjects more often than a drawing would.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pgqueue.errors import CorruptFile, FileTooLarge, JobError
+from pgqueue.extractors import pdf_filters
 from pgqueue.extractors.drawing_signatures import describe
 
 MEBIBYTE = 1 << 20
@@ -27,8 +31,12 @@ MAX_PAGE_CONTENT = 64 * MEBIBYTE
 MAX_DOCUMENT_CONTENT = 512 * MEBIBYTE
 _HEAD_BYTES = 1024
 _TAIL_BYTES = 4096
-_CHUNK = 1 << 16
-_MAX_FORM_DEPTH = 8
+MAX_DRAWS = 100_000
+"""XObject draws (forms and images, with their multiplicity) and glyph procedures per page."""
+MAX_FORM_DEPTH = 64
+"""Deeper than PDFium goes when forms draw forms, so every level it interprets is counted."""
+_LONGEST_DRAW = 512
+_DRAW = re.compile(rb"/([^\s/\[\]()<>{}%]+)\s+Do(?![^\s/\[\]()<>{}%])")
 
 _STARTXREF = re.compile(rb"startxref\s*(\d+)")
 _OBJECT_HEADER = re.compile(rb"\d+\s+\d+\s+obj")
@@ -147,15 +155,14 @@ def _page_dicts(root: Any, page_count: int) -> Iterator[tuple[dict[str, Any], An
 def _check_content(root: Any, page_count: int, wanted: list[int]) -> None:
     if not wanted:
         return
-    measured: set[int] = set()
+    measure = _Measure()
     document_total = 0
     for number, (page, resources) in enumerate(_page_dicts(root, page_count), start=1):
         if number > wanted[-1]:
             break
         if number not in wanted:
             continue
-        page_total = _content_size(page.get("Contents"), MAX_PAGE_CONTENT)
-        page_total += _forms_size(resources, measured, MAX_PAGE_CONTENT - page_total, 0)
+        page_total = measure.page(page.get("Contents"), resources, number)
         if page_total > MAX_PAGE_CONTENT:
             raise FileTooLarge(
                 f"the PDF's page {number} inflates to more than "
@@ -170,41 +177,109 @@ def _check_content(root: Any, page_count: int, wanted: list[int]) -> None:
             )
 
 
-def _content_size(contents: Any, limit: int) -> int:
-    contents = _resolve(contents)
-    streams = contents if isinstance(contents, list) else [contents]
-    total = 0
-    for stream in streams:
-        total += _inflated_size(_resolve(stream), limit - total)
-        if total > limit:
-            break
-    return total
+@dataclass(frozen=True)
+class _Facts:
+    """What one content stream costs: its decoded size, and the XObjects it draws, by name."""
+
+    size: int
+    draws: Counter[str]
 
 
-def _forms_size(resources: Any, measured: set[int], limit: int, depth: int) -> int:
-    """Inflated size of the form XObjects a page draws, each form counted once per document."""
-    from pdfminer.pdftypes import PDFObjRef, PDFStream
+class _Measure:
+    """Decoded content a reader interprets for a page, with every draw of a form counted.
 
-    resources = _resolve(resources)
-    if not isinstance(resources, dict) or depth > _MAX_FORM_DEPTH or limit < 0:
-        return 0
-    xobjects = _resolve(resources.get("XObject"))
-    if not isinstance(xobjects, dict):
-        return 0
-    total = 0
-    for reference in xobjects.values():
-        if isinstance(reference, PDFObjRef):
-            if reference.objid in measured:
+    A form drawn a million times costs a million times its content, and a form that draws
+    another twice, nested twenty deep, costs two to the twentieth: the page's content streams
+    and every form reached from them, at any depth, are counted with their multiplicity, and
+    so are Type3 glyph procedures (run for the glyphs a page shows). Each stream is decoded
+    once per document; what it draws is remembered with it.
+    """
+
+    def __init__(self) -> None:
+        self._facts: dict[int, _Facts] = {}
+
+    def page(self, contents: Any, resources: Any, number: int) -> int:
+        contents = _resolve(contents)
+        streams = contents if isinstance(contents, list) else [contents]
+        total, draws = 0, Counter[str]()
+        for stream in streams:
+            facts = self._facts_of(_resolve(stream))
+            total += facts.size
+            draws.update(facts.draws)
+            if total > MAX_PAGE_CONTENT:
+                return total
+        return total + self._drawn(resources, draws, number, MAX_PAGE_CONTENT - total)
+
+    def _drawn(self, resources: Any, draws: Counter[str], number: int, limit: int) -> int:
+        from pdfminer.pdftypes import PDFStream
+
+        total = drawn = 0
+        fonts_seen: set[int] = set()
+        # (resources in force, what a stream draws, how often that stream runs, depth)
+        pending: list[tuple[Any, Counter[str], int, int]] = [(resources, draws, 1, 0)]
+        while pending:
+            scope, names, times, depth = pending.pop()
+            scope = _resolve(scope)
+            if not isinstance(scope, dict):
                 continue
-            measured.add(reference.objid)
-        form = _resolve(reference)
-        if not isinstance(form, PDFStream) or _name(form.get("Subtype")) != "Form":
-            continue
-        total += _inflated_size(form, limit - total)
-        total += _forms_size(form.get("Resources"), measured, limit - total, depth + 1)
-        if total > limit:
-            break
-    return total
+            for procedure, procedure_scope in self._glyph_procedures(scope, fonts_seen):
+                facts = self._facts_of(procedure)
+                total += facts.size
+                drawn += 1
+                pending.append((procedure_scope or scope, facts.draws, 1, depth + 1))
+            xobjects = _resolve(scope.get("XObject"))
+            for name, count in names.items():
+                target = _resolve(xobjects.get(name)) if isinstance(xobjects, dict) else None
+                if not isinstance(target, PDFStream):
+                    continue
+                runs = times * count
+                drawn += runs
+                if drawn > MAX_DRAWS:
+                    break
+                if _name(target.get("Subtype")) != "Form" or depth >= MAX_FORM_DEPTH:
+                    continue
+                facts = self._facts_of(target)
+                total += runs * facts.size
+                pending.append((target.get("Resources") or scope, facts.draws, runs, depth + 1))
+            if drawn > MAX_DRAWS:
+                raise FileTooLarge(
+                    f"the PDF's page {number} draws forms, images or glyph procedures more "
+                    f"than {MAX_DRAWS:,} times (a form drawn over and over, or nested forms "
+                    "that multiply)"
+                )
+            if total > limit:
+                return total
+        return total
+
+    def _glyph_procedures(self, scope: dict[str, Any], seen: set[int]) -> Iterator[tuple[Any, Any]]:
+        from pdfminer.pdftypes import PDFObjRef
+
+        fonts = _resolve(scope.get("Font"))
+        if not isinstance(fonts, dict):
+            return
+        for reference in fonts.values():
+            if isinstance(reference, PDFObjRef):
+                if reference.objid in seen:
+                    continue
+                seen.add(reference.objid)
+            font = _resolve(reference)
+            if not isinstance(font, dict) or _name(font.get("Subtype")) != "Type3":
+                continue
+            procedures = _resolve(font.get("CharProcs"))
+            if isinstance(procedures, dict):
+                for procedure in procedures.values():
+                    yield _resolve(procedure), font.get("Resources")
+
+    def _facts_of(self, stream: Any) -> _Facts:
+        from pdfminer.pdftypes import PDFStream
+
+        if not isinstance(stream, PDFStream):
+            return _Facts(0, Counter())
+        key = stream.objid if stream.objid is not None else id(stream)
+        known = self._facts.get(key)
+        if known is None:
+            known = self._facts[key] = _decoded_facts(stream, MAX_PAGE_CONTENT)
+        return known
 
 
 def _name(value: Any) -> str:
@@ -212,57 +287,69 @@ def _name(value: Any) -> str:
     return str(getattr(value, "name", value))
 
 
-def _inflated_size(stream: Any, limit: int) -> int:
-    """Bytes the stream decodes to, counted up to just past ``limit`` without holding them."""
-    from pdfminer.pdftypes import PDFStream
+def _decoded_facts(stream: Any, limit: int) -> _Facts:
+    """Bytes the stream decodes to (counted up to just past ``limit``), and what it draws.
 
-    if not isinstance(stream, PDFStream):
-        return 0
+    Every stage of a filter chain is held to the limit, not only the last: PDFium keeps each
+    stage's whole output in memory, and a stage that shrinks (ASCIIHex after Flate) must not
+    hide the gibibyte before it.
+    """
     data = stream.rawdata if stream.rawdata is not None else (stream.data or b"")
     if stream.decipher and stream.rawdata is not None:
         data = stream.decipher(stream.objid or 0, stream.genno or 0, data, stream.attrs)
-    chunks: Iterable[bytes] = _slices(data)
-    for position, (method, _parameters) in enumerate(stream.get_filters()):
-        name = _name(method)
-        if name in ("FlateDecode", "Fl"):
-            chunks = _inflate(chunks)
-        elif position == 0 and name in ("ASCII85Decode", "A85", "ASCIIHexDecode", "AHx"):
-            chunks = _slices(_decode_ascii(name, data))
-        else:
-            break  # other filters expand little or decode lazily (images): count what we have
+    over: list[int] = []
+    chunks: Iterable[bytes] = _within(pdf_filters.slices(data), limit, over)
+    for method, _parameters in stream.get_filters():
+        decode = pdf_filters.decoder(_name(method))
+        if decode is None:
+            break  # an image codec, or one we do not know: count what we have
+        chunks = _within(decode(chunks), limit, over)
+    scanner = _DrawScanner()
     total = 0
     for chunk in chunks:
         total += len(chunk)
+        scanner.feed(chunk)
+    if over:
+        return _Facts(limit + 1, scanner.finish())
+    return _Facts(total, scanner.finish())
+
+
+def _within(chunks: Iterable[bytes], limit: int, over: list[int]) -> Iterator[bytes]:
+    """Pass chunks on until more than ``limit`` bytes went by; then note it and stop."""
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        yield chunk
         if total > limit:
-            break
-    return total
+            over.append(total)
+            return
 
 
-def _decode_ascii(name: str, data: bytes) -> bytes:
-    from pdfminer.ascii85 import ascii85decode, asciihexdecode
+class _DrawScanner:
+    """Counts ``/Name Do`` operators in content that arrives in pieces."""
 
-    return ascii85decode(data) if name in ("ASCII85Decode", "A85") else asciihexdecode(data)
+    def __init__(self) -> None:
+        self._carry = b""
+        self.draws: Counter[str] = Counter()
 
+    def feed(self, chunk: bytes) -> None:
+        text = self._carry + chunk
+        # A draw operator holds no '/' after its name's, so one that starts before the last
+        # '/' is whole; the rest waits for the next piece.
+        cut = text.rfind(b"/")
+        if cut < 0:
+            self._carry = b""
+            self._count(text)
+            return
+        self._count(text[:cut])
+        tail = text[cut:]
+        self._carry = tail if len(tail) <= _LONGEST_DRAW else b""
 
-def _slices(data: bytes) -> Iterator[bytes]:
-    """Small pieces, so that zlib's unconsumed input, copied on every call, stays small."""
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK):
-        yield bytes(view[start:start + _CHUNK])
+    def finish(self) -> Counter[str]:
+        self._count(self._carry)
+        self._carry = b""
+        return self.draws
 
-
-def _inflate(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    decompressor = zlib.decompressobj()
-    try:
-        for chunk in chunks:
-            pending = chunk
-            while pending and not decompressor.eof:
-                output = decompressor.decompress(pending, _CHUNK)
-                if output:
-                    yield output
-                pending = decompressor.unconsumed_tail
-            if decompressor.eof:
-                return
-        yield decompressor.flush()
-    except zlib.error:
-        return  # a damaged stream: PDFium reads what inflates of it, and so does this count
+    def _count(self, text: bytes) -> None:
+        if b"Do" in text:
+            self.draws.update(name.decode("latin-1") for name in _DRAW.findall(text))

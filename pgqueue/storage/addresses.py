@@ -31,28 +31,89 @@ _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 # such a spelling bypass a check that only knows dotted quads.
 _NUMERIC_PART = re.compile(r"^(0[xX][0-9a-fA-F]*|[0-9]+)$")
 _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$", re.IGNORECASE)
-_PRIVATE_SETTING = "PGQUEUE_ALLOW_PRIVATE_ADDRESSES"
+_HOSTS_SETTING = "PGQUEUE_ALLOW_HOSTS"
+
+# Cloud metadata and host services: they hand out credentials to whoever asks from inside the
+# instance, so no setting opens them (link-local as a whole is refused as well).
+METADATA_ADDRESSES = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, Azure, GCP, Oracle, OpenStack, DigitalOcean
+        "169.254.170.2",  # AWS ECS task credentials
+        "fd00:ec2::254",  # AWS over IPv6
+        "fd20:ce::254",  # GCP over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "168.63.129.16",  # Azure wire server (a public address)
+    )
+)
+# Private networks the deprecated all-or-nothing setting opened (and still opens, as an alias).
+_LEGACY_PRIVATE = tuple(
+    ipaddress.ip_network(network)
+    for network in (
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+        "::1/128", "fc00::/7", "fec0::/10",
+    )
+)
 
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """What a link may reach. ``from_settings`` is what production uses."""
+    """What a link may reach. ``from_settings`` is what production uses.
 
-    allow_private: bool = False
+    Public unicast addresses are always allowed. Others only when their network is in
+    ``allowed_networks`` or the link's host name is in ``allowed_names``; metadata, link-local,
+    unspecified and multicast addresses never are.
+    """
+
     allow_http: bool = False
-    always_allowed: tuple[IPNetwork, ...] = ()
-    """Networks allowed even when private addresses are not (a known internal file server)."""
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    allowed_names: frozenset[str] = frozenset()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AddressPolicy:
-        # Plain http is for local test servers only, so it rides on the same switch.
-        allow = settings.allow_private_addresses
-        return cls(allow_private=allow, allow_http=allow)
+        networks: list[IPNetwork] = []
+        names: set[str] = set()
+        for entry in settings.allow_hosts:
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                names.add(entry)
+        if settings.allow_private_addresses:
+            networks.extend(_LEGACY_PRIVATE)
+        return cls(
+            allow_http=settings.allow_http or settings.allow_private_addresses,
+            allowed_networks=tuple(networks),
+            allowed_names=frozenset(names),
+        )
 
-    def permits(self, address: IPAddress) -> bool:
-        if self.allow_private or any(address in network for network in self.always_allowed):
+    def permits(self, address: IPAddress, host: str = "") -> bool:
+        if is_forbidden(address):
+            return False
+        if is_public(address):
             return True
-        return is_public(address)
+        judged = _judged(address)
+        if any(judged in network or address in network for network in self.allowed_networks):
+            return True
+        return host.lower().rstrip(".") in self.allowed_names
+
+
+def is_forbidden(address: IPAddress) -> bool:
+    """Whether no setting may open ``address``: metadata, link-local, unspecified, multicast."""
+    judged = _judged(address)
+    return (
+        address in METADATA_ADDRESSES
+        or judged in METADATA_ADDRESSES
+        or judged.is_link_local
+        or judged.is_unspecified
+        or judged.is_multicast
+    )
+
+
+def _judged(address: IPAddress) -> IPAddress:
+    """The address a packet really goes to: the IPv4 one inside an IPv6 form, if any."""
+    if isinstance(address, ipaddress.IPv6Address):
+        return embedded_ipv4(address) or address
+    return address
 
 
 def is_public(address: IPAddress) -> bool:
@@ -61,6 +122,8 @@ def is_public(address: IPAddress) -> bool:
         embedded = embedded_ipv4(address)
         if embedded is not None:
             return is_public(embedded)
+        if address.is_site_local:  # fec0::/10: deprecated, but still routed inside some sites
+            return False
     return address.is_global and not (
         address.is_multicast
         or address.is_private
@@ -68,6 +131,7 @@ def is_public(address: IPAddress) -> bool:
         or address.is_link_local
         or address.is_unspecified
         or address.is_reserved
+        or address in METADATA_ADDRESSES
     )
 
 
@@ -153,10 +217,16 @@ def allowed_addresses(
     else:
         addresses = [literal]
     for address in addresses:
-        if not policy.permits(address):
+        if not policy.permits(address, host):
             shown = host if literal is None else "the link"
+            if is_forbidden(address):
+                raise AccessDenied(
+                    f"{shown} points to {address}, a metadata, link-local, multicast or "
+                    "unspecified address; such links are always refused"
+                )
             raise AccessDenied(
-                f"{shown} points to {address}, a loopback, private, link-local or otherwise "
-                f"non-public address; such links are refused unless {_PRIVATE_SETTING} is on"
+                f"{shown} points to {address}, a loopback, private or otherwise non-public "
+                f"address; such links are refused unless {_HOSTS_SETTING} lists the host "
+                "or its network"
             )
     return addresses

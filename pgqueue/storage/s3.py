@@ -116,6 +116,11 @@ def parse_s3_url(url: str) -> S3Location:
 def download_s3(url: str, settings: Settings, destination: BinaryIO) -> None:
     """Stream the object into ``destination`` after checking its size with a HEAD request."""
     location = parse_s3_url(url)
+    if settings.s3_buckets and location.bucket not in settings.s3_buckets:
+        # The worker's credentials may reach more buckets than jobs should read from.
+        raise AccessDenied(
+            f"{url}: bucket {location.bucket!r} is not one of PGQUEUE_S3_BUCKETS"
+        )
     store = _store(location.bucket, settings, url)
     limit = settings.max_file_size
     try:

@@ -20,20 +20,39 @@ _SIZE_SETTING = "PGQUEUE_MAX_FILE_SIZE"
 
 
 @contextmanager
-def spooled(write: Callable[[BinaryIO], None], suffix: str = "") -> Iterator[Path]:
+def spooled(
+    write: Callable[[BinaryIO], None], suffix: str = "", name: str | None = None
+) -> Iterator[Path]:
     """Run ``write`` into a new temp file, yield its path, and remove it however we leave.
 
+    With ``name`` the file keeps that name, in a private folder of its own (extractors and
+    plug-ins may report or key on a file's name); otherwise it gets a random one.
     The file is removed on success, on an exception from ``write`` or from the caller's block,
     and when the generator is closed without being resumed (GeneratorExit).
     """
-    descriptor, name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix)
-    path = Path(name)
+    folder, descriptor, path = _named(name) if name else (None, -1, Path())
+    if folder is None:
+        descriptor, created = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix)
+        path = Path(created)
     try:
         with os.fdopen(descriptor, "wb") as handle:
             write(handle)
         yield path
     finally:
         path.unlink(missing_ok=True)
+        if folder is not None:
+            folder.rmdir()
+
+
+def _named(name: str) -> tuple[Path | None, int, Path]:
+    """A new file called ``name`` in a new private folder; no folder where the name cannot be."""
+    folder = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    try:
+        path = folder / name
+        return folder, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+    except OSError:  # a name this file system refuses: a random one will do
+        folder.rmdir()
+        return None, -1, Path()
 
 
 def check_announced_size(size: int | None, limit: int, url: str) -> None:

@@ -1,12 +1,14 @@
 """The checks every ``file_url`` passes before any scheme looks at it, and how URLs are shown.
 
 A URL lands in error messages, and so in the job row and in logs: ``redact`` keeps what helps a
-person find the file and drops what could be a secret (user info, query-string signatures).
+person find the file and drops what could be a secret (user info, query-string signatures), and
+``conceal`` takes those secrets out of any text that may quote them.
 """
 
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote, unquote_plus
 
 from pgqueue.errors import InvalidFileUrl
 
@@ -16,6 +18,13 @@ SCHEMES = ("s3", "https", "http", "file")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
+# Query parameters of presigned URLs (AWS SigV2/V4, GCS, Azure SAS) and of bearer links.
+_PRESIGNED = re.compile(
+    r"[?&](x-amz-[a-z-]+|awsaccesskeyid|signature|x-goog-[a-z-]+|sig|sv|se|token|access_token)=",
+    re.IGNORECASE,
+)
+_MASK = "[redacted]"
+_SHORTEST_SECRET = 4  # shorter pieces would mask ordinary words of the message
 
 
 def scheme_of(url: object) -> str:
@@ -39,25 +48,74 @@ def scheme_of(url: object) -> str:
             f"unsupported URL scheme {scheme!r} in {redact(url)!r}; "
             "expected one of s3://, https://, file://"
         )
+    if scheme == "s3" and "@" in url[match.end() :].lstrip("/").partition("/")[0]:
+        raise InvalidFileUrl(
+            f"s3:// links must not carry credentials ({redact(url)!r}); the worker signs "
+            "with its own (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)"
+        )
     return scheme
 
 
 def redact(url: str) -> str:
-    """The URL without user info, query string and fragment (for http and https only).
+    """The URL as it may be shown or stored anywhere but ``file_url``: no secrets in it.
 
-    s3:// keys and file:// paths are shown whole: they are raw names that may legitimately
-    contain ``?`` or ``@``, and neither scheme carries credentials in the URL.
+    http and https lose user info, query string and fragment. s3 loses user info and a
+    presigned query (``?X-Amz-Signature=...``); other ``?`` and ``#`` stay, because they are
+    part of raw keys. file:// paths are shown whole: they carry no credentials.
     """
     match = _SCHEME.match(url)
-    if match is None or match.group(1).lower() not in ("http", "https"):
+    scheme = match.group(1).lower() if match else ""
+    if match is None or scheme not in ("http", "https", "s3"):
         return url
     rest = url[match.end() :]
-    rest = rest.split("#", 1)[0].split("?", 1)[0]
+    if scheme == "s3":
+        presigned = _PRESIGNED.search(rest)
+        if presigned is not None:
+            rest = rest[: rest.rfind("?", 0, presigned.start() + 1)]
+    else:
+        rest = rest.split("#", 1)[0].split("?", 1)[0]
     if rest.startswith("//"):
         authority, slash, path = rest[2:].partition("/")
         authority = authority.rpartition("@")[2]
         rest = "//" + authority + slash + path
     return match.group(1) + ":" + rest
+
+
+def conceal(text: str, url: str) -> str:
+    """``text`` (an error message, a library's exception) without any secret ``url`` carries.
+
+    The URL itself becomes its redacted form; then every secret part (user, password, each
+    query value, the fragment), raw or percent-decoded, is masked wherever else it appears,
+    since libraries quote pieces of URLs in their own words.
+    """
+    shown = redact(url)
+    if shown == url:
+        return text
+    text = text.replace(url, shown)
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, _MASK)
+    return text
+
+
+def _secrets(url: str) -> set[str]:
+    """The parts of ``url`` that ``redact`` drops, long enough to be masked safely."""
+    rest = url.partition(":")[2]
+    parts: set[str] = set()
+    authority = rest[2:].partition("/")[0] if rest.startswith("//") else ""
+    if "@" in authority:
+        user_info = authority.rpartition("@")[0]
+        parts.update((user_info, *user_info.split(":", 1)))
+    after_authority = rest[2 + len(authority) :] if rest.startswith("//") else rest
+    marks = [index for index in (after_authority.find("?"), after_authority.find("#")) if index >= 0]
+    dropped = after_authority[min(marks) :] if marks else ""
+    for piece in re.split(r"[?&#;]", dropped):
+        name, _equals, value = piece.partition("=")
+        parts.update((piece, value or name))
+    found = set(parts)
+    for part in parts:
+        found.add(unquote(part))
+        found.add(unquote_plus(part))
+    return {part for part in found if len(part) >= _SHORTEST_SECRET}
 
 
 def file_suffix(name: str) -> str:

@@ -10,6 +10,7 @@ same reason: a proxy would connect wherever it likes.
 from __future__ import annotations
 
 import functools
+import re
 import ssl
 from typing import BinaryIO
 
@@ -39,7 +40,8 @@ CHUNK_SIZE = 1024 * 1024
 USER_AGENT = "pgqueue-fetch/1"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _TRANSIENT_STATUSES = frozenset({408, 425, 429})
-_PRIVATE_SETTING = "PGQUEUE_ALLOW_PRIVATE_ADDRESSES"
+_HTTP_SETTING = "PGQUEUE_ALLOW_HTTP"
+_SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]*):")
 
 
 def download_web(
@@ -65,10 +67,25 @@ def download_web(
         location = _fetch_hop(current, settings, destination, policy, resolve, context, shown)
         if location is None:
             return
-        target = str(current.join(location))
+        target = _redirect_target(current, location, original)
         shown = f"{original} (redirected to {redact(target)})"
         current = _checked_url(target, policy, shown)
     raise InvalidFileUrl(f"{original}: more than {MAX_REDIRECTS} redirects")
+
+
+def _redirect_target(current: httpx.URL, location: str, original: str) -> str:
+    """The absolute URL a redirect leads to; one that can never be fetched is permanent."""
+    scheme = _SCHEME.match(location)
+    if scheme is not None and scheme.group(1).lower() not in ("http", "https"):
+        # data:, file:, javascript: and friends: no retry can make them a download.
+        raise InvalidFileUrl(
+            f"{original}: redirected to a {scheme.group(1).lower()}: URL; links may only lead "
+            "to https://"
+        )
+    try:
+        return str(current.join(location))
+    except httpx.InvalidURL as exc:
+        raise InvalidFileUrl(f"{original}: redirected to an invalid URL ({exc})") from None
 
 
 def _checked_url(url: str, policy: AddressPolicy, shown: str) -> httpx.URL:
@@ -79,7 +96,7 @@ def _checked_url(url: str, policy: AddressPolicy, shown: str) -> httpx.URL:
     if parsed.scheme == "http" and not policy.allow_http:
         raise InvalidFileUrl(
             f"{shown}: https is required; plain http:// is accepted only with "
-            f"{_PRIVATE_SETTING} (local test servers)"
+            f"{_HTTP_SETTING} on"
         )
     if parsed.scheme not in ("http", "https"):
         raise InvalidFileUrl(f"{shown}: links may only lead to https:// (got {parsed.scheme}:)")
@@ -144,6 +161,13 @@ def _request(
                 return _receive(response, settings, destination, shown)
         except (httpx.ConnectError, httpx.ConnectTimeout):
             raise
+        except httpx.InvalidURL as exc:
+            # httpx builds the next request of a redirect itself, and fails on a Location
+            # such as data: or javascript:, which no retry can ever fetch.
+            raise InvalidFileUrl(
+                f"{shown}: redirected to a URL that cannot be fetched ({exc}); links may only "
+                "lead to https://"
+            ) from None
         except httpx.TimeoutException as exc:
             raise StorageUnavailable(
                 f"{shown}: the server sent nothing for {settings.fetch_timeout:g} s "

@@ -22,7 +22,9 @@ How the pool keeps its promises:
   for 210 MiB resident with 32 geometry threads), so a limit near 2 GiB depends on the core
   count. Instead each child resets its peak resident size before a job and checks it after
   (so even a short spike is caught), and the worker reads the same peak every 50 ms while the
-  job runs and kills a child past the limit. A MemoryError is reported as the limit too.
+  job runs and kills a child past the limit. A MemoryError is reported as the limit too, and
+  so is a child that dies after the worker saw it use half its limit or more: native code
+  that cannot allocate aborts (PDFium) or is killed by the kernel, and would do so every try.
 - A child must not outlive the worker: a thread in the child exits as soon as the worker's end
   of the pipe hangs up (even in the middle of a job), and PR_SET_PDEATHSIG kills it if its
   parent process (the fork server) dies. Children ignore SIGINT: a Ctrl-C on the terminal
@@ -71,6 +73,7 @@ AsyncTarget = Callable[[JobInput, Settings], Awaitable[Outcome]]
 log = structlog.get_logger("pgqueue.children")
 
 MEMORY_WATCH_INTERVAL = 0.05  # seconds between two reads of a busy child's peak memory
+NEAR_MEMORY_LIMIT = 0.5  # a child that dies after using this share of its limit ran out of memory
 EXIT_WAIT = 5.0  # seconds to wait for a child to be reaped after it was told to go
 _MIB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1
@@ -204,6 +207,13 @@ def _out_of_memory(settings: Settings) -> MemoryLimitExceeded:
     )
 
 
+def _crashed_near_limit(crash: str, peak: int, settings: Settings) -> MemoryLimitExceeded:
+    return MemoryLimitExceeded(
+        f"the extraction crashed ({crash}) after using {peak // _MIB} MiB, near the limit of "
+        f"{settings.memory_limit_mb} MiB: treated as out of memory, not retried"
+    )
+
+
 def _over_limit(peak: int, settings: Settings) -> MemoryLimitExceeded:
     return MemoryLimitExceeded(
         f"the extraction used {peak // _MIB} MiB, more than the limit of "
@@ -224,6 +234,7 @@ class _Child:
         self.tempdir = tempdir
         self.pid: int = process.pid
         self.jobs = 0
+        self.peak = 0  # the highest resident size seen during the current job
         self.end_reason: str | None = None
         self.ended: anyio.Event | None = None
         self.exitcode: int | None = None
@@ -357,6 +368,7 @@ class ChildPool:
         started = time.monotonic()
         timeout = self._settings.timeout_for(job.format)
         limit = self._settings.memory_limit_mb * _MIB
+        child.peak = 0
         try:
             child.conn.send(job)
         except OSError:  # it died idle, after the check in _checkout
@@ -372,6 +384,7 @@ class ChildPool:
                 await anyio.wait_readable(child.conn)
                 break
             peak = _peak_memory(child.pid)
+            child.peak = max(child.peak, peak or 0)
             if peak is not None and peak > limit:
                 await self._end(child, "memory")
                 failure = _over_limit(peak, self._settings)
@@ -388,11 +401,17 @@ class ChildPool:
     async def _crashed(self, child: _Child, job: JobInput, started: float) -> Outcome:
         stopped_by_us = child.end_reason
         exitcode = await self._end(child, "crashed")
+        duration = time.monotonic() - started
         if stopped_by_us is not None:
             message = f"child process {child.pid} was stopped ({stopped_by_us}) during the job"
+        elif child.peak >= NEAR_MEMORY_LIMIT * self._settings.memory_limit_mb * _MIB:
+            # Native code that cannot allocate aborts (PDFium) or is killed by the kernel: a
+            # crash this close to the limit is the file's size, and would come back every try.
+            crash = _describe_exit(child.pid, exitcode)
+            return Outcome.failure(job.id, _crashed_near_limit(crash, child.peak, self._settings), duration)
         else:
             message = f"the extraction crashed: {_describe_exit(child.pid, exitcode)}"
-        return Outcome.failure(job.id, ExtractorCrashed(message), time.monotonic() - started)
+        return Outcome.failure(job.id, ExtractorCrashed(message), duration)
 
     async def _check_in(self, child: _Child, outcome: Outcome) -> None:
         child.jobs += 1

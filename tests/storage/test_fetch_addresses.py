@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from pgqueue.errors import AccessDenied, InvalidFileUrl, StorageUnavailable
-from pgqueue.settings import Settings
+from pgqueue.settings import Settings, SettingsError, load_settings
 from pgqueue.storage import fetch
 from pgqueue.storage.addresses import (
     AddressPolicy,
@@ -66,7 +67,7 @@ def check(url: str, policy: AddressPolicy = STRICT) -> list[IPAddress]:
     ],
 )
 def test_non_public_addresses_are_refused(url: str) -> None:
-    with pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_PRIVATE_ADDRESSES"):
+    with pytest.raises(AccessDenied, match=r"PGQUEUE_ALLOW_HOSTS|always refused"):
         check(url)
 
 
@@ -89,14 +90,15 @@ def test_spellings_httpx_rejects_are_refused_by_fetch_as_well(url: str) -> None:
         pass
 
 
-def test_allowing_private_addresses_allows_them() -> None:
-    allow = AddressPolicy(allow_private=True)
+def test_the_deprecated_switch_still_allows_private_addresses() -> None:
+    allow = AddressPolicy.from_settings(Settings(allow_private_addresses=True))
+    assert allow.allow_http
     assert check("https://127.0.0.1/", allow) == [ipaddress.ip_address("127.0.0.1")]
     assert check("https://[fd00::1]/", allow) == [ipaddress.ip_address("fd00::1")]
 
 
-def test_always_allowed_networks_are_the_only_exception() -> None:
-    policy = AddressPolicy(always_allowed=(ipaddress.ip_network("10.20.0.0/16"),))
+def test_allowed_networks_are_the_only_exception() -> None:
+    policy = AddressPolicy(allowed_networks=(ipaddress.ip_network("10.20.0.0/16"),))
     assert check("https://10.20.3.4/", policy) == [ipaddress.ip_address("10.20.3.4")]
     with pytest.raises(AccessDenied):
         check("https://10.21.3.4/", policy)
@@ -162,3 +164,88 @@ def test_host_literals_in_every_ipv4_spelling(host: str, expected: str | None) -
 def test_embedded_ipv4_forms_are_judged_by_the_ipv4_address() -> None:
     assert not is_public(ipaddress.ip_address("64:ff9b::a9fe:a9fe"))
     assert is_public(ipaddress.ip_address("64:ff9b::5db8:d822"))
+
+
+# --- allowlists (issue 20, item 6) ------------------------------------------------------------
+
+METADATA = [
+    "169.254.169.254",
+    "169.254.170.2",
+    "fd00:ec2::254",
+    "fd20:ce::254",
+    "100.100.100.200",
+    "168.63.129.16",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",
+    "fe80::1",
+    "169.254.1.1",
+]
+EVERYTHING = "0.0.0.0/0,::/0,169.254.0.0/16,fe80::/10,fd00::/8,100.64.0.0/10,168.63.129.16"
+
+
+def resolving_to(address: str) -> Callable[[str, int], list[IPAddress]]:
+    def resolve(host: str, port: int) -> list[IPAddress]:
+        return [ipaddress.ip_address(address)]
+
+    return resolve
+
+
+@pytest.mark.parametrize("address", METADATA)
+@pytest.mark.parametrize(
+    "settings",
+    [
+        Settings(allow_hosts=EVERYTHING),
+        Settings(allow_hosts="metadata.internal,files.example"),
+        Settings(allow_private_addresses=True),
+    ],
+    ids=["every-network-listed", "the-name-listed", "deprecated-switch"],
+)
+def test_metadata_and_link_local_addresses_are_refused_whatever_is_allowed(
+    address: str, settings: Settings
+) -> None:
+    policy = AddressPolicy.from_settings(settings)
+    literal = f"[{address}]" if ":" in address else address
+    with pytest.raises(AccessDenied, match="always refused"):
+        check(f"https://{literal}/latest/meta-data/", policy)
+    with pytest.raises(AccessDenied, match="always refused"):
+        allowed_addresses("metadata.internal", 443, policy, resolving_to(address))
+
+
+def test_a_listed_network_opens_only_that_network() -> None:
+    policy = AddressPolicy.from_settings(Settings(allow_hosts="10.20.0.0/16,fd12:3456::/32"))
+    assert check("https://10.20.3.4/", policy) == [ipaddress.ip_address("10.20.3.4")]
+    assert check("https://[fd12:3456::9]/", policy) == [ipaddress.ip_address("fd12:3456::9")]
+    assert check("https://[::ffff:10.20.3.4]/", policy)
+    for other in ("https://10.21.3.4/", "https://127.0.0.1/", "https://192.168.1.1/"):
+        with pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_HOSTS"):
+            check(other, policy)
+
+
+def test_a_listed_name_opens_that_name_only() -> None:
+    policy = AddressPolicy.from_settings(Settings(allow_hosts="MinIO.lan."))
+    private = resolving_to("192.168.1.20")
+    assert allowed_addresses("minio.lan", 9000, policy, private) == [
+        ipaddress.ip_address("192.168.1.20")
+    ]
+    with pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_HOSTS"):
+        allowed_addresses("nas.lan", 443, policy, private)
+
+
+def test_the_allowlist_does_not_open_plain_http() -> None:
+    assert not AddressPolicy.from_settings(Settings(allow_hosts="10.0.0.0/8")).allow_http
+    assert AddressPolicy.from_settings(Settings(allow_http=True)).allow_http
+
+
+@pytest.mark.parametrize("address", ["fec0::1", "feff::1", "fec0::a00:1"])
+def test_site_local_ipv6_counts_as_private(address: str) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+    with pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_HOSTS"):
+        check(f"https://[{address}]/")
+    opened = AddressPolicy.from_settings(Settings(allow_hosts="fec0::/10"))
+    assert check(f"https://[{address}]/", opened)
+
+
+@pytest.mark.parametrize("entry", ["not a host", "10.0.0.0/33", "a..b", "http://x"])
+def test_a_malformed_allowlist_entry_stops_start_up(entry: str) -> None:
+    with pytest.raises(SettingsError, match="PGQUEUE_ALLOW_HOSTS"):
+        load_settings(environ={"PGQUEUE_ALLOW_HOSTS": f"minio.lan,{entry}"})

@@ -10,6 +10,7 @@ import pytest
 from pgqueue.errors import AccessDenied, FileNotFound, FileTooLarge, InvalidFileUrl, NotConfigured
 from pgqueue.settings import Settings
 from pgqueue.storage import fetch
+from pgqueue.storage.local import open_local
 
 
 @pytest.fixture
@@ -26,13 +27,15 @@ def settings(root: Path) -> Settings:
     return Settings(file_roots=(root,), max_file_size=1000)
 
 
-def test_file_inside_the_root_is_used_in_place(
+def test_file_inside_the_root_is_copied_into_a_private_temp_file(
     root: Path, settings: Settings, spool_dir: Path
 ) -> None:
     target = root / "drawings" / "plate 1.pdf"
     with fetch(target.as_uri(), settings) as path:
-        assert path == target.resolve()
+        assert path.parent.parent == spool_dir
+        assert path.name == "plate 1.pdf"  # extractors and plug-ins see the file's own name
         assert path.read_bytes() == b"%PDF plate"
+        assert not path.samefile(target)
     assert target.exists()
     assert list(spool_dir.iterdir()) == []
 
@@ -43,7 +46,7 @@ def test_raw_spaces_and_localhost_are_accepted(
 ) -> None:
     url = spelling.format(path=root / "drawings" / "plate 1.pdf")
     with fetch(url, settings) as path:
-        assert path.name == "plate 1.pdf"
+        assert path.read_bytes() == b"%PDF plate"
 
 
 def test_file_outside_the_roots_is_refused(root: Path, settings: Settings) -> None:
@@ -85,12 +88,38 @@ def test_symlinked_folder_pointing_out_of_the_root_is_refused(
         pass
 
 
-def test_symlink_inside_the_root_pointing_inside_is_followed(
-    root: Path, settings: Settings
+@pytest.mark.parametrize("use_openat2", [True, False], ids=["openat2", "per-component"])
+@pytest.mark.parametrize("link", ["latest.pdf", "current/plate 1.pdf"])
+def test_no_symlink_is_followed_even_one_pointing_inside_the_root(
+    root: Path, settings: Settings, use_openat2: bool, link: str
 ) -> None:
+    # A link inside the root can be swapped for one pointing out between a check and a use;
+    # following none is the only rule that has no such window.
     (root / "latest.pdf").symlink_to(root / "drawings" / "plate 1.pdf")
-    with fetch((root / "latest.pdf").as_uri(), settings) as path:
-        assert path == (root / "drawings" / "plate 1.pdf").resolve()
+    (root / "current").symlink_to(root / "drawings", target_is_directory=True)
+    with pytest.raises(AccessDenied, match="symbolic link"):
+        os.close(open_local((root / link).as_uri(), settings, use_openat2=use_openat2))
+
+
+@pytest.mark.parametrize("use_openat2", [True, False], ids=["openat2", "per-component"])
+def test_both_ways_of_opening_read_the_same_file(
+    root: Path, settings: Settings, use_openat2: bool
+) -> None:
+    target = root / "drawings" / "plate 1.pdf"
+    descriptor = open_local(target.as_uri(), settings, use_openat2=use_openat2)
+    try:
+        assert os.path.samestat(os.fstat(descriptor), target.stat())
+    finally:
+        os.close(descriptor)
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(root: Path, settings: Settings) -> None:
+    os.mkfifo(root / "pipe.pdf")
+    with (
+        pytest.raises(InvalidFileUrl, match="not a regular file"),
+        fetch((root / "pipe.pdf").as_uri(), settings),
+    ):
+        pass
 
 
 def test_root_given_through_a_symlink_still_works(root: Path, tmp_path: Path) -> None:

@@ -69,6 +69,20 @@ def test_missing_key_is_file_not_found(
     assert list(spool_dir.iterdir()) == []
 
 
+def test_only_listed_buckets_are_read_when_a_bucket_list_is_set(
+    moto: MotoS3, s3_settings: Settings
+) -> None:
+    # The worker's credentials may reach every bucket of the account; a row may not.
+    listed = s3_settings.model_copy(update={"s3_buckets": (moto.bucket, "archive")})
+    with fetch(s3_url(moto, "drawings/plate.pdf"), listed) as path:
+        assert path.read_bytes() == S3_OBJECTS["drawings/plate.pdf"]
+    with (
+        pytest.raises(AccessDenied, match="PGQUEUE_S3_BUCKETS"),
+        fetch("s3://no-such-bucket/a.pdf", listed),
+    ):
+        pass
+
+
 def test_missing_bucket_is_file_not_found(s3_settings: Settings) -> None:
     with pytest.raises(FileNotFound), fetch("s3://no-such-bucket/a.pdf", s3_settings):
         pass

@@ -13,7 +13,7 @@ from pgqueue.errors import FileTooLarge, InvalidFileUrl
 from pgqueue.settings import Settings
 from pgqueue.storage import fetch
 from pgqueue.storage.spool import copy_limited, spooled
-from pgqueue.storage.urls import MAX_URL_LENGTH, file_suffix, redact
+from pgqueue.storage.urls import MAX_URL_LENGTH, conceal, file_suffix, redact, scheme_of
 
 
 @pytest.mark.parametrize(
@@ -58,11 +58,34 @@ def test_malformed_https_urls_are_invalid(url: str) -> None:
         ),
         ("HTTP://files.example:8080/a.pdf?token=1", "HTTP://files.example:8080/a.pdf"),
         ("s3://bucket/odd ?name#1.pdf", "s3://bucket/odd ?name#1.pdf"),
+        ("s3://bucket/odd #?&+=.txt", "s3://bucket/odd #?&+=.txt"),
+        (
+            "s3://bucket/a?b.pdf?X-Amz-Algorithm=AWS4&X-Amz-Signature=abc",
+            "s3://bucket/a?b.pdf",
+        ),
+        ("s3://bucket/a.pdf?versionId=3&AWSAccessKeyId=AKIA&Signature=x", "s3://bucket/a.pdf"),
+        ("s3://key:secret@bucket/a.pdf", "s3://bucket/a.pdf"),
         ("file:///data/a.pdf", "file:///data/a.pdf"),
     ],
 )
-def test_redact_drops_secrets_from_web_urls_only(url: str, shown: str) -> None:
+def test_redact_drops_user_info_and_signatures(url: str, shown: str) -> None:
     assert redact(url) == shown
+
+
+def test_conceal_masks_every_secret_piece_a_message_quotes() -> None:
+    url = "https://alice:p%40ss-word@files.example/a.pdf?X-Amz-Signature=abc123def&ok=1#frag-ment"
+    message = f"GET {url} failed: user alice, password p@ss-word, signature abc123def, frag-ment"
+    concealed = conceal(message, url)
+    assert concealed.startswith("GET https://files.example/a.pdf failed: user [redacted]")
+    for secret in ("alice", "p@ss-word", "p%40ss-word", "abc123def", "frag-ment"):
+        assert secret not in concealed
+    assert conceal("plain words", "s3://bucket/a.pdf") == "plain words"
+
+
+def test_s3_links_with_user_info_are_refused_before_any_use() -> None:
+    with pytest.raises(InvalidFileUrl, match="must not carry credentials") as refused:
+        scheme_of("s3://AKIAKEY:secretvalue@bucket/a.pdf")
+    assert "secretvalue" not in str(refused.value) and "AKIAKEY" not in str(refused.value)
 
 
 @pytest.mark.parametrize(

@@ -25,6 +25,7 @@ from pgqueue.errors import (
     InvalidFileUrl,
     StorageUnavailable,
 )
+from pgqueue.jobrun import JobInput, run_job
 from pgqueue.settings import Settings
 from pgqueue.storage import fetch
 from pgqueue.storage.addresses import AddressPolicy
@@ -32,7 +33,9 @@ from pgqueue.storage.web import download_web
 
 LIMIT = 64 * 1024
 PLATE = b"%PDF-1.7 " + bytes(range(256)) * 100
-LOCAL = Settings(allow_private_addresses=True, max_file_size=LIMIT, fetch_timeout=5)
+LOCAL = Settings(
+    allow_hosts="127.0.0.0/8,::1", allow_http=True, max_file_size=LIMIT, fetch_timeout=5
+)
 STRICT = Settings(max_file_size=LIMIT, fetch_timeout=5)
 
 
@@ -235,7 +238,7 @@ def test_stops_after_five_redirects(server: ScriptedServer) -> None:
 
 # The first hop is a loopback server the test owns; everything else stays refused.
 ONLY_THE_TEST_SERVER = AddressPolicy(
-    allow_http=True, always_allowed=(ipaddress.ip_network("127.0.0.1/32"),)
+    allow_http=True, allowed_networks=(ipaddress.ip_network("127.0.0.1/32"),)
 )
 
 
@@ -270,7 +273,32 @@ def test_redirect_to_another_scheme_is_refused(server: ScriptedServer, tmp_path:
         download_web(url, LOCAL, destination)
 
 
-def test_plain_http_needs_private_addresses_allowed(server: ScriptedServer) -> None:
+@pytest.mark.parametrize(
+    "target",
+    [
+        "data:application/pdf;base64,JVBERi0xLjQ=",
+        "DATA:,plate",
+        "javascript:alert(1)",
+        "gopher://127.0.0.1:70/x",
+    ],
+)
+def test_redirect_to_something_never_downloadable_is_permanent(
+    server: ScriptedServer, target: str
+) -> None:
+    url = server.url("/redirect?to=" + target)
+    outcome = run_job(JobInput("data", url, "pdf"), LOCAL)
+    assert (outcome.error_type, outcome.retryable) == ("InvalidFileUrl", False)
+    assert "links may only lead to https://" in (outcome.error_message or "")
+    assert len(server.requests) == 1
+
+
+def test_plain_http_needs_its_own_switch(server: ScriptedServer) -> None:
+    loopback_only = Settings(allow_hosts="127.0.0.1", max_file_size=LIMIT, fetch_timeout=5)
+    with (
+        pytest.raises(InvalidFileUrl, match="PGQUEUE_ALLOW_HTTP"),
+        fetch(server.url("/plate.pdf"), loopback_only),
+    ):
+        pass
     with (
         pytest.raises(InvalidFileUrl, match="https is required"),
         fetch(server.url("/plate.pdf"), STRICT),
@@ -290,7 +318,7 @@ def test_plain_http_needs_private_addresses_allowed(server: ScriptedServer) -> N
 )
 def test_loopback_links_are_refused_before_connecting(server: ScriptedServer, url: str) -> None:
     with (
-        pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_PRIVATE_ADDRESSES"),
+        pytest.raises(AccessDenied, match="PGQUEUE_ALLOW_HOSTS"),
         fetch(url.format(port=server.port), STRICT),
     ):
         pass

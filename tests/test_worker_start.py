@@ -60,9 +60,15 @@ def test_a_service_keeps_waiting_for_its_database_and_says_so(space: Workspace, 
             assert worker.poll() is None  # --startup-wait bounds burst runs only
             assert all(event["action"] == "retrying until it answers" for event in waits())
             assert all(isinstance(event["retry_in"], float | int) for event in waits())
+            # SIGTERM while it waits: a clean exit, logged, no traceback.
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(30) == 128 + signal.SIGTERM
         finally:
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait(10)
+    events = _events(log.read_text())
+    assert events[-1]["event"] == "worker_signal" and events[-1]["stage"] == "start-up"
 
 
 def test_a_burst_run_exits_with_json_lines_only_and_quiet_children(

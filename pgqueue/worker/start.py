@@ -11,10 +11,12 @@ none by default.
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 
 import structlog
 
@@ -68,6 +70,13 @@ def route_library_logs(level: str) -> None:
     root.setLevel(max(logs.LEVELS[level], logging.WARNING))
 
 
+def _exit_on_sigterm(received: int, _frame: FrameType | None) -> None:
+    # Until the worker watches signals itself (once its database answers), SIGTERM ends
+    # start-up through the normal exits: the embedded database is left or stopped in order.
+    log.info("worker_signal", signal=signal.Signals(received).name, stage="start-up")
+    raise SystemExit(128 + received)
+
+
 def start_worker(settings: Settings) -> int:
     from pgqueue.worker.main import run
 
@@ -75,6 +84,8 @@ def start_worker(settings: Settings) -> int:
     route_library_logs(settings.log_level)
     extractors.register_many(settings.extractors)
     with ExitStack() as stack:
+        previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        stack.callback(signal.signal, signal.SIGTERM, previous)
         if not settings.database_url:
             settings = stack.enter_context(embedded_database(settings))
         if settings.metrics_port is not None:

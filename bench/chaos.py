@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import subprocess
@@ -194,6 +195,7 @@ def main() -> int:
     parser.add_argument("--job-seconds", type=float, default=0.1, help="longest job run")
     arguments = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pgqueue-chaos-") as folder:
+        os.chmod(folder, 0o755)  # as root the server runs as postgres, which must enter it
         report = run(arguments.jobs, arguments.workers, arguments.seconds, arguments.db_restarts,
                      arguments.seed, arguments.drain_timeout, Path(folder), arguments.isolation,
                      arguments.job_seconds)

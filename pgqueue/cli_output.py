@@ -2,6 +2,11 @@
 
 Data goes to stdout; notes, warnings, errors and progress bars go to stderr, so
 ``pgqueue ... --json | jq`` always reads clean JSON.
+
+Every value read from a job row (filenames, URLs, error messages, results) was written by
+someone else: it is shown as plain ``Text`` (never as Rich markup, so ``[bold]`` stays
+``[bold]`` and ``[/oops]`` cannot break a page) with its control and bidi characters escaped
+(``pgqueue.inert_text``), so it cannot move the cursor, clear the screen or make a link.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ from rich.text import Text
 
 from pgqueue.control import JobChange, JobInfo
 from pgqueue.durations import describe
+from pgqueue.inert_text import escape_json_text, inert
 from pgqueue.operations import JobPage, StatusReport
+from pgqueue.result_summary import summarize
 from pgqueue.storage.urls import redact
 
 PROGRESS_FROM = 20  # files: fewer go by too fast for a bar to help
@@ -40,11 +47,21 @@ STATUS_STYLES = {
 
 
 def stdout() -> Console:
-    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def stderr() -> Console:
-    return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+    return Console(file=sys.stderr, highlight=False, soft_wrap=True, markup=False, emoji=False)
+
+
+def stored(value: object, style: str = "") -> Text:
+    """A value from the database as inert text."""
+    return Text(inert(value), style=style)
+
+
+def quoted(value: str) -> str:
+    """A value from a file or a row inside one of our messages: quoted and inert."""
+    return inert(repr(value))
 
 
 # --- JSON -------------------------------------------------------------------------------------
@@ -65,7 +82,8 @@ def _plain(value: Any) -> Any:
 
 
 def print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=_plain, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(data, default=_plain, indent=2, ensure_ascii=False)
+    sys.stdout.write(escape_json_text(text) + "\n")
     sys.stdout.flush()
 
 
@@ -74,11 +92,11 @@ def print_json(data: Any) -> None:
 
 def error(message: str) -> None:
     """One line on stderr, prefixed like every other pgqueue error."""
-    print(f"pgqueue: {message}", file=sys.stderr, flush=True)
+    print(f"pgqueue: {inert(message)}", file=sys.stderr, flush=True)
 
 
 def note(message: str) -> None:
-    stderr().print(Text("note: ", style="bold yellow") + Text(message))
+    stderr().print(Text("note: ", style="bold yellow") + Text(inert(message)))
 
 
 @contextmanager
@@ -114,7 +132,7 @@ def progress_always(total: int, description: str) -> Iterator[Callable[[int], No
 
 
 def _status(status: str) -> Text:
-    return Text(status, style=STATUS_STYLES.get(status, ""))
+    return stored(status, STATUS_STYLES.get(status, ""))
 
 
 def _when(moment: datetime | None) -> str:
@@ -126,11 +144,11 @@ def _when(moment: datetime | None) -> str:
     return f"in {describe(-age)}"
 
 
-def _short(text: str | None, width: int = 60) -> str:
+def _short(text: str | None, width: int = 60) -> Text:
     if not text:
-        return ""
-    line = " ".join(text.split())
-    return line if len(line) <= width else line[: width - 1] + "…"
+        return Text("")
+    line = inert(" ".join(text.split()))
+    return Text(line if len(line) <= width else line[: width - 1] + "…")
 
 
 # --- status -----------------------------------------------------------------------------------
@@ -162,7 +180,7 @@ def render_status(report: StatusReport) -> None:
         counts.add_column(status, justify="right", style=STATUS_STYLES[status])
     by_cell = {(row["format"], row["status"]): int(row["jobs"]) for row in report.counts}
     for fmt in formats:
-        counts.add_row(fmt, *[str(by_cell.get((fmt, status), 0)) for status in statuses])
+        counts.add_row(stored(fmt), *[str(by_cell.get((fmt, status), 0)) for status in statuses])
     if not formats:
         counts.add_row("(no jobs)", *["0"] * len(statuses))
     console.print(counts)
@@ -171,7 +189,8 @@ def render_status(report: StatusReport) -> None:
     for name in ("worker", "host", "pid", "slots", "busy", "heartbeat"):
         workers.add_column(name, justify="right" if name in ("pid", "slots", "busy") else "left")
     for row in report.workers:
-        workers.add_row(row["worker_id"][:8], row["hostname"], str(row["pid"]), str(row["slots"]),
+        workers.add_row(stored(row["worker_id"][:8]), stored(row["hostname"]), str(row["pid"]),
+                        str(row["slots"]),
                         str(row["jobs_held"]), f"{describe(row['heartbeat_age_seconds'])} ago")
     if report.workers:
         console.print(workers)
@@ -185,7 +204,7 @@ def render_status(report: StatusReport) -> None:
         reasons.add_column("message")
         reasons.add_column("last seen")
         for row in report.failure_reasons:
-            reasons.add_row(str(row["jobs"]), row["error_type"], _short(row["message_prefix"]),
+            reasons.add_row(str(row["jobs"]), stored(row["error_type"]), _short(row["message_prefix"]),
                             _when(row["last_seen"]))
         console.print(reasons)
 
@@ -193,68 +212,70 @@ def render_status(report: StatusReport) -> None:
 # --- jobs -------------------------------------------------------------------------------------
 
 
-NARROW = 120  # columns: below this, the job list leaves out tries and creation time
-
-
 def render_job_page(page: JobPage) -> None:
+    """Each job as a short block that fits 80 columns and hides nothing: a line of facts, the
+    whole filename, and the error (wrapped) when there is one."""
     console = stdout()
-    wide = console.width >= NARROW
-    names = ["id", "file", "format", "status", "tries", "created", "finished", "error"]
-    if not wide:
-        names = [name for name in names if name not in ("tries", "created")]
-    table = Table(title_justify="left")
-    for name in names:
-        table.add_column(name, no_wrap=name != "error", min_width=36 if name == "id" else None,
-                         max_width=30 if name == "file" else None, overflow="ellipsis")
     for job in page.jobs:
-        cells = {
-            "id": job["id"], "file": job["filename"], "format": job["format"],
-            "status": _status(job["status"]), "tries": f"{job['retry_count']}/{job['max_retries']}",
-            "created": _when(job["created_at"]), "finished": _when(job["completed_at"]),
-            "error": _short(job["error_message"], 50),
-        }
-        table.add_row(*[cells[name] for name in names])
-    console.print(table)
+        console.print(Text.assemble(
+            (inert(job["id"]), "bold"), "  ", _status(job["status"]), "  ", stored(job["format"]),
+            "  ", f"{job['retry_count']}/{job['max_retries']} retries",
+        ))
+        console.print(Text("  ") + stored(job["filename"]))
+        times = f"  created {_when(job['created_at'])}"
+        if job["completed_at"] is not None:
+            times += f", finished {_when(job['completed_at'])}"
+        console.print(Text(times, style="dim"))
+        if job["error_message"]:
+            console.print(Text("  error: ", style="red") + _short(job["error_message"], 300))
     last = page.offset + len(page.jobs)
     shown = f"jobs {page.offset + 1}-{last} of {page.total}" if page.jobs else f"no jobs of {page.total}"
     hint = f"; next page: --offset {last}" if last < page.total else ""
     stderr().print(f"{shown}{hint}")
 
 
-def render_job(job: JobInfo) -> None:
+def render_job(job: JobInfo, full: bool = False) -> None:
+    """One job: its row and error history, and a summary of its result (all of it with
+    ``full``)."""
     console = stdout()
     facts = Table.grid(padding=(0, 2))
     facts.add_column(style="bold")
-    facts.add_column()
-    rows: list[tuple[str, Any]] = [
-        ("id", job.id), ("status", _status(job.status)), ("file", job.filename),
-        ("url", redact(job.file_url)), ("size", f"{job.file_size:,} bytes"), ("format", job.format),
-        ("record", job.record_id or "-"), ("attachment", job.attachment_id or "-"),
-        ("options", json.dumps(job.options)), ("tries", f"{job.retry_count} of {job.max_retries} retries used"),
-        ("created", f"{job.created_at.isoformat()} ({_when(job.created_at)})"),
-        ("started", _when(job.started_at)), ("finished", _when(job.completed_at)),
+    facts.add_column(overflow="fold")
+    rows: list[tuple[str, Text]] = [
+        ("id", stored(job.id)), ("status", _status(job.status)), ("file", stored(job.filename)),
+        ("url", stored(redact(job.file_url))), ("size", Text(f"{job.file_size:,} bytes")),
+        ("format", stored(job.format)), ("record", stored(job.record_id or "-")),
+        ("attachment", stored(job.attachment_id or "-")),
+        ("options", stored(json.dumps(job.options, ensure_ascii=False))),
+        ("tries", Text(f"{job.retry_count} of {job.max_retries} retries used")),
+        ("created", Text(f"{job.created_at.isoformat()} ({_when(job.created_at)})")),
+        ("started", Text(_when(job.started_at))), ("finished", Text(_when(job.completed_at))),
     ]
     if job.status == "pending":
-        rows.append(("due", _when(job.next_retry_at)))
+        rows.append(("due", Text(_when(job.next_retry_at))))
     if job.worker_id:
-        rows.append(("worker", job.worker_id))
+        rows.append(("worker", stored(job.worker_id)))
     if job.error_message:
-        rows.append(("error", job.error_message))
+        rows.append(("error", stored(job.error_message)))
+    if job.result is not None and not full:
+        summary = summarize(job.result) if isinstance(job.result, dict) else "not a JSON object"
+        rows.append(("result", stored(summary) + Text("  (--full shows all of it)", style="dim")))
     for label, value in rows:
         facts.add_row(label, value)
-    console.print(Panel(facts, title=f"job {job.id}", title_align="left"))
+    console.print(Panel(facts, title=Text(f"job {inert(job.id)}"), title_align="left"))
     if job.error_history:
         history = Table(title="Error history", title_justify="left")
         for name in ("attempt", "at", "error", "message", "retried"):
-            history.add_column(name)
+            history.add_column(name, overflow="fold")
         for entry in job.error_history:
-            history.add_row(str(entry.get("attempt", "")), str(entry.get("at", "")),
-                            str(entry.get("error_type", "")), str(entry.get("message", "")),
+            history.add_row(stored(entry.get("attempt", "")), stored(entry.get("at", "")),
+                            stored(entry.get("error_type", "")), stored(entry.get("message", "")),
                             "yes" if entry.get("retried") else "no")
         console.print(history)
-    if job.result is not None:
+    if job.result is not None and full:
         console.print(Text("Result", style="bold"))
-        console.print_json(json.dumps(job.result, ensure_ascii=False))
+        text = json.dumps(job.result, indent=2, ensure_ascii=False)
+        console.print(Text(escape_json_text(text)))
 
 
 def change_message(change: JobChange, action: str) -> str:
@@ -278,6 +299,6 @@ def render_demo(rows: Sequence[dict[str, Any]]) -> None:
         table.add_column(name, justify="right" if name == "duration" else "left")
     for row in rows:
         duration = row.get("duration")
-        table.add_row(row["format"], row["file"], _status(row["status"]),
-                      describe(duration) if duration is not None else "-", row["summary"])
+        table.add_row(stored(row["format"]), stored(row["file"]), _status(row["status"]),
+                      describe(duration) if duration is not None else "-", stored(row["summary"]))
     stdout().print(table)

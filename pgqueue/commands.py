@@ -8,9 +8,11 @@ error; 3 database unreachable. Every failure is one line on stderr that says wha
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -21,6 +23,8 @@ import psycopg
 from pgqueue import cli_output, extractors, file_jobs, manifest, operations
 from pgqueue.control import job_key
 from pgqueue.database import connect
+from pgqueue.embedded import EmbeddedPostgresError
+from pgqueue.embedded_sharing import EmbeddedNotRunning, live_worker_roots, using_embedded
 from pgqueue.settings import Settings
 from pgqueue.storage.urls import redact
 
@@ -38,17 +42,47 @@ class CommandError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class QueueTarget:
+    url: str
+    embedded_dir: Path | None
+    """The embedded PostgreSQL's data folder, when the queue is there."""
+
+
+@contextmanager
+def queue_target(settings: Settings) -> Iterator[QueueTarget]:
+    """The configured database; without ``DATABASE_URL``, the embedded PostgreSQL that a
+    worker (or ``pgqueue database``) runs in ``data_dir``, kept running while the block runs."""
+    if settings.database_url:
+        yield QueueTarget(settings.database_url, None)
+        return
+    with ExitStack() as stack:
+        try:
+            shared = stack.enter_context(using_embedded(settings.data_dir, start=False))
+        except EmbeddedNotRunning:
+            raise CommandError(
+                f"DATABASE_URL is not set and no embedded PostgreSQL runs in {settings.data_dir}: "
+                "start `python worker.py` (or `pgqueue database`) in this folder, or give "
+                "--database-url postgresql://user@host/db", USAGE,
+            ) from None
+        except (EmbeddedPostgresError, OSError) as exc:
+            raise CommandError(f"cannot use the embedded PostgreSQL in {settings.data_dir}: "
+                               f"{exc}", UNREACHABLE) from None
+        yield QueueTarget(shared.url, shared.server.base_dir)
+
+
 @contextmanager
 def database(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
-    """An autocommit connection to the configured database, with failures turned into
+    """An autocommit connection to the queue's database, with failures turned into
     ``CommandError``s that say what to do."""
-    if not settings.database_url:
-        raise CommandError(
-            "DATABASE_URL is not set: set it, or give --database-url postgresql://user@host/db",
-            USAGE,
-        )
+    with queue_target(settings) as target, connected(target.url, settings) as conn:
+        yield conn
+
+
+@contextmanager
+def connected(url: str, settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     try:
-        conn = connect(settings.database_url, settings.schema_name, connect_timeout=10)
+        conn = connect(url, settings.schema_name, connect_timeout=10)
     except psycopg.OperationalError as exc:
         raise CommandError(
             f"cannot reach the database ({_reason(exc)}): check DATABASE_URL and that PostgreSQL "
@@ -68,6 +102,49 @@ def database(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
             f"lost the database connection ({_reason(exc)}): check that PostgreSQL is running "
             "and run the command again", UNREACHABLE,
         ) from None
+
+
+# --- the database itself ----------------------------------------------------------------------
+
+
+def migrate(settings: Settings) -> int:
+    from pgqueue.migrate import upgrade
+
+    with queue_target(settings) as target:
+        try:
+            upgrade(target.url, settings.schema_name)
+        except psycopg.OperationalError as exc:
+            raise CommandError(f"cannot reach the database ({_reason(exc)}): check DATABASE_URL "
+                               "and that PostgreSQL is running", UNREACHABLE) from None
+    print(f"pgqueue: migrated schema {settings.schema_name!r} to the latest revision")
+    return OK
+
+
+def run_embedded_database(settings: Settings) -> int:
+    """Run (or join) the embedded PostgreSQL, migrated, until SIGINT or SIGTERM."""
+    from pgqueue import logs
+    from pgqueue.migrate import upgrade
+
+    logs.configure(settings.log_format, settings.log_level)  # on stderr: stdout gets the URL
+    if settings.database_url:
+        raise CommandError("`pgqueue database` runs the embedded PostgreSQL; unset DATABASE_URL "
+                           "(or --database-url) to use it", USAGE)
+    # Blocked from the start, so a signal sent while the server starts is not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        with using_embedded(settings.data_dir, start=True) as shared:
+            upgrade(shared.url, settings.schema_name)
+            print(shared.url, flush=True)
+            cli_output.note(f"embedded PostgreSQL {'started' if shared.started_here else 'shared'} "
+                            f"(data in {shared.server.base_dir}); Ctrl-C or SIGTERM stops it "
+                            "once no worker or command uses it")
+            received = signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            cli_output.note(f"{signal.Signals(received).name}: leaving the embedded PostgreSQL")
+    except EmbeddedPostgresError as exc:
+        raise CommandError(f"the embedded PostgreSQL: {exc}", UNREACHABLE) from None
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    return OK
 
 
 def _reason(exc: Exception) -> str:
@@ -110,7 +187,7 @@ def jobs_list(
     return OK if page.jobs else NOT_FOUND
 
 
-def jobs_show(settings: Settings, job_id: str, as_json: bool) -> int:
+def jobs_show(settings: Settings, job_id: str, as_json: bool, full: bool = False) -> int:
     key = _id(job_id)
     with database(settings) as conn:
         job = operations.show_job(conn, key)
@@ -119,7 +196,7 @@ def jobs_show(settings: Settings, job_id: str, as_json: bool) -> int:
     if as_json:
         cli_output.print_json(job)
     else:
-        cli_output.render_job(job)
+        cli_output.render_job(job, full)
     return OK
 
 
@@ -216,10 +293,11 @@ def enqueue(settings: Settings, given: EnqueueInput, as_json: bool) -> int:
         raise CommandError(f"nothing enqueued: {problems} inputs refused (--skip-bad enqueues the rest)", code)
     if not resolution.requests:
         raise CommandError("nothing enqueued: no file to enqueue", NOT_FOUND)
-    with database(settings) as conn, \
-            cli_output.progress(len(resolution.requests), "enqueueing") as advance:
-        summary = operations.enqueue_each(conn, resolution.requests, advance)
-    hint = file_jobs.file_roots_hint(resolution.local_files, settings.file_roots)
+    with queue_target(settings) as target:
+        hint = _check_workers_may_read(resolution.local_files, settings, target)
+        with connected(target.url, settings) as conn, \
+                cli_output.progress(len(resolution.requests), "enqueueing") as advance:
+            summary = operations.enqueue_each(conn, resolution.requests, advance)
     if as_json:
         cli_output.print_json({
             "jobs": [{"id": job.id, "status": job.status, "existing": job.existing,
@@ -239,6 +317,40 @@ def enqueue(settings: Settings, given: EnqueueInput, as_json: bool) -> int:
     return OK
 
 
+def _check_workers_may_read(
+    files: Sequence[Path], settings: Settings, target: QueueTarget
+) -> str | None:
+    """Refuse, before anything is written, local files that no worker may read.
+
+    On the embedded database the workers say which folders they read (a worker started later
+    from here reads PGQUEUE_FILE_ROOTS, or this folder). Elsewhere the workers' roots are known
+    only as this command's own PGQUEUE_FILE_ROOTS; without it, a note says what to check.
+    """
+    if not files:
+        return None
+    setting = "PGQUEUE_FILE_ROOTS"
+    if target.embedded_dir is not None:
+        live = live_worker_roots(target.embedded_dir)
+        roots = live if live is not None else [list(settings.file_roots) or [Path.cwd()]]
+        which = "the running workers read" if live is not None else \
+            "a worker started from this folder would read"
+    elif settings.file_roots:
+        roots, which = [list(settings.file_roots)], f"{setting} here says"
+    else:
+        return (f"the workers read file:// links only inside their {setting}; give this command "
+                f"the same {setting} and it checks the files before enqueueing them")
+    outside = file_jobs.outside_roots(files, roots)
+    if not outside:
+        return None
+    folder = os.path.commonpath([str(path.parent) for path in outside])
+    reads = "; ".join(", ".join(str(root) for root in group) or "nothing" for group in roots)
+    raise CommandError(
+        f"nothing enqueued: {len(outside)} files lie outside the folders workers may read "
+        f"(first {cli_output.quoted(str(outside[0]))}; {which} {reads}): start the workers "
+        f"with {setting}={folder} (or a folder above it)", USAGE,
+    )
+
+
 def _options(text: str | None) -> dict[str, Any]:
     if text is None:
         return {}
@@ -254,6 +366,8 @@ def _options(text: str | None) -> dict[str, Any]:
 def _enqueue_manifest(settings: Settings, path: Path, skip_bad: bool, as_json: bool) -> int:
     try:
         checked = manifest.check(path)
+    except manifest.ManifestMissing as exc:
+        raise CommandError(str(exc), NOT_FOUND) from None
     except (manifest.ManifestUnreadable, OSError, UnicodeDecodeError) as exc:
         raise CommandError(str(exc), USAGE) from None
     for bad in checked.errors[:50]:

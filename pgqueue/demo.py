@@ -15,7 +15,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from pgqueue.control import get_job
 from pgqueue.embedded import EmbeddedPostgres
 from pgqueue.enqueue import JobRequest, enqueue
 from pgqueue.migrate import upgrade
+from pgqueue.result_summary import summarize
 from pgqueue.samples import Sample, write_all
 from pgqueue.settings import load_settings
 
@@ -108,10 +108,7 @@ def _run_worker(
     env = _worker_environment(url, base / "samples", token, werk24_url)
     log_path = base / "worker.log"
     with open(log_path, "ab") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "pgqueue.cli", "worker", "--slots", str(slots)],
-            env=env, stdout=log, stderr=log,
-        )
+        worker = subprocess.Popen(worker_command(slots), env=env, stdout=log, stderr=log)
         try:
             done = _wait_for_jobs(conn, worker, ids, timeout)
         finally:
@@ -120,6 +117,12 @@ def _run_worker(
         tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-15:])
         cli_output.error(f"the demo worker did not finish the jobs; its log ({log_path}) ends with:\n{tail}")
     return done
+
+
+def worker_command(slots: int) -> list[str]:
+    """The demo worker's command line. ``-P``: ``python -m`` would put the current folder first
+    on ``sys.path``, and a folder holding a checkout named ``pgqueue`` would shadow the package."""
+    return [sys.executable, "-P", "-m", "pgqueue.cli", "worker", "--slots", str(slots)]
 
 
 def _wait_for_jobs(conn: psycopg.Connection[Any], worker: subprocess.Popen[bytes], ids: list[str], timeout: float) -> bool:
@@ -163,39 +166,3 @@ def _row(conn: psycopg.Connection[Any], job_id: str) -> dict[str, Any]:
         summary = (job.error_message or job.status).splitlines()[0][:120]
     return {"format": job.format, "file": job.filename, "status": job.status,
             "duration": duration, "summary": summary}
-
-
-def _count(number: int, word: str, plural: str | None = None) -> str:
-    return f"{number} {word}" if number == 1 else f"{number} {plural or word + 's'}"
-
-
-def summarize(result: Mapping[str, Any]) -> str:
-    """One line on what an extraction found, e.g. ``2 pages, 2 tables, 3 dimensions``."""
-    parts: list[str] = []
-    metadata = result.get("metadata") or {}
-    if isinstance(metadata.get("pages"), int):
-        parts.append(_count(metadata["pages"], "page"))
-    if isinstance(result.get("schema"), str):
-        parts.append(result["schema"])
-    for key, word in (("tables", "table"), ("dimensions", "dimension"), ("layers", "layer"),
-                      ("products", "product")):
-        items = result.get(key)
-        if isinstance(items, list) and items:
-            parts.append(_count(len(items), word))
-    elements = result.get("element_counts")
-    if isinstance(elements, dict) and elements:
-        parts.append(_count(sum(elements.values()), "building element"))
-    geometry = result.get("geometry_summary")
-    if "element_counts" not in result and "products" not in result and isinstance(geometry, dict) \
-            and geometry.get("total"):
-        parts.append(_count(int(geometry["total"]), "entity", "entities"))
-    title = result.get("title_block")
-    if isinstance(title, dict) and title.get("drawing_number"):
-        parts.append(f"drawing {title['drawing_number']}")
-    bom = result.get("bom")
-    if isinstance(bom, dict) and bom.get("total_items"):
-        parts.append(f"BOM of {_count(int(bom['total_items']), 'item')}")
-    warnings = result.get("warnings")
-    if isinstance(warnings, list) and warnings:
-        parts.append(_count(len(warnings), "warning"))
-    return ", ".join(parts) or "nothing found"

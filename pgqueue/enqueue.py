@@ -23,6 +23,7 @@ import psycopg
 from pgqueue import extractors, sql
 from pgqueue.errors import InvalidFileUrl
 from pgqueue.extractors import schemas
+from pgqueue.inert_text import UNSAFE, inert
 from pgqueue.storage.urls import MAX_URL_LENGTH, redact, scheme_of
 
 MAX_FILENAME = 255
@@ -107,7 +108,7 @@ def _url_problem(url: object) -> str | None:
 def _problems(job: JobRequest) -> list[str]:
     if (
         type(job.filename) is str and 0 < len(job.filename) <= MAX_FILENAME
-        and "\x00" not in job.filename
+        and not UNSAFE.search(job.filename)
         and _url_problem(job.file_url) is None
         and type(job.file_size) is int and 0 <= job.file_size <= MAX_FILE_SIZE
         and type(job.format) is str and job.format in extractors.formats()
@@ -124,6 +125,10 @@ def _problems(job: JobRequest) -> list[str]:
         problems.append(f"filename is longer than {MAX_FILENAME} characters")
     elif "\x00" in job.filename:
         problems.append("filename must not contain NUL characters")
+    elif found := UNSAFE.search(job.filename):
+        problems.append(
+            f"filename must not contain control or bidi characters, found {inert(found.group(0))}"
+        )
     if not isinstance(job.file_url, str) or not job.file_url.strip():
         problems.append("file_url must be a non-empty string")
     elif len(job.file_url) > MAX_URL_LENGTH:

@@ -143,18 +143,14 @@ def resolve(
     return resolution
 
 
-def file_roots_hint(files: Sequence[Path], roots: Sequence[Path]) -> str | None:
-    """A reminder to set PGQUEUE_FILE_ROOTS for the workers, unless ``roots`` covers ``files``."""
-    if not files:
-        return None
-    real_roots = [Path(os.path.realpath(root)) for root in roots]
-    if real_roots and all(any(file.is_relative_to(root) for root in real_roots) for file in files):
-        return None
-    common = Path(os.path.commonpath([str(file.parent) for file in files]))
-    return (
-        "workers read file:// links only inside PGQUEUE_FILE_ROOTS: start them with "
-        f"PGQUEUE_FILE_ROOTS={common} (or a folder above it)"
-    )
+def outside_roots(files: Sequence[Path], roots: Sequence[Sequence[Path]]) -> list[Path]:
+    """The ``files`` that no worker may read, each worker reading under its own ``roots``."""
+    workers = [[Path(os.path.realpath(root)) for root in group] for group in roots]
+    return [
+        file for file in files
+        if not any(any(Path(os.path.realpath(file)).is_relative_to(root) for root in group)
+                   for group in workers)
+    ]
 
 
 def _request(

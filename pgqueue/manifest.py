@@ -26,6 +26,10 @@ class ManifestUnreadable(ValueError):
     """The manifest as a whole cannot be read (missing, empty, bad header)."""
 
 
+class ManifestMissing(ManifestUnreadable):
+    """There is no manifest file at the path given."""
+
+
 @dataclass(frozen=True)
 class BadLine:
     line: int
@@ -58,7 +62,7 @@ def kind_of(path: Path) -> str:
 def entries(path: Path) -> Iterator[tuple[int, JobRequest | BadLine]]:
     """Each job line's number and its request, or what is wrong with it."""
     if not path.is_file():
-        raise ManifestUnreadable(f"manifest {path}: no such file")
+        raise ManifestMissing(f"manifest {path}: no such file")
     if kind_of(path) == "csv":
         yield from _csv_entries(path)
     else:
@@ -131,7 +135,7 @@ def _jsonl_entries(path: Path) -> Iterator[tuple[int, JobRequest | BadLine]]:
                 continue
             unknown = sorted(set(value) - set(REQUIRED) - set(OPTIONAL))
             if unknown:
-                yield line, BadLine(line, f"unknown keys {', '.join(unknown)}; {_expected()}")
+                yield line, BadLine(line, f"unknown keys {_quoted(unknown)}; {_expected()}")
                 continue
             yield line, _entry(line, value, from_text=False)
 
@@ -144,13 +148,18 @@ def _check_header(path: Path, header: list[str]) -> None:
     if missing:
         problems.append(f"missing columns {', '.join(missing)}")
     if unknown:
-        problems.append(f"unknown columns {', '.join(unknown)}")
+        problems.append(f"unknown columns {_quoted(unknown)}")
     if duplicated:
-        problems.append(f"repeated columns {', '.join(duplicated)}")
+        problems.append(f"repeated columns {_quoted(duplicated)}")
     if problems:
         raise ManifestUnreadable(
             f"manifest {path} line 1 (the header): {'; '.join(problems)}; {_expected()}"
         )
+
+
+def _quoted(names: list[str]) -> str:
+    """Names taken from the file, quoted, so that what the file holds is told apart."""
+    return ", ".join(repr(name) for name in names)
 
 
 def _expected() -> str:

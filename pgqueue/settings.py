@@ -16,8 +16,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from pgqueue.inert_text import inert
+
 ENV_PREFIX = "PGQUEUE_"
 _HOST_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$")
+SECRET_FIELDS = frozenset({"database_url", "werk24_token"})
+"""Their values may hold passwords: an error names the setting, not the value."""
 
 
 class SettingsError(ValueError):
@@ -60,6 +64,10 @@ class Settings(BaseModel):
         0.002, ge=0, description="Seconds a claim may wait for every slot to free (batching)."
     )
     burst: bool = Field(False, description="Process every due job, then exit.")
+    startup_wait: float = Field(
+        30.0, ge=0, le=86400,
+        description="With --burst: seconds to wait for an unreachable database, then exit 3.",
+    )
 
     # --- retries -----------------------------------------------------------------------------
     backoff_base: float = Field(30.0, ge=0, description="Seconds before the first retry.")
@@ -120,6 +128,13 @@ class Settings(BaseModel):
     log_format: Literal["auto", "json", "console"] = Field("auto", description="Log rendering.")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Log level.")
     metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus metrics port.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            database_url_problem(value)
+        return value
 
     @field_validator("format_timeouts", mode="before")
     @classmethod
@@ -197,6 +212,19 @@ def _host_entry(entry: Any) -> Any:
     return name
 
 
+def database_url_problem(url: str) -> None:
+    """Raise ``ValueError`` when ``url`` is neither a postgresql:// URL nor key=value pairs."""
+    from psycopg import ProgrammingError
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except ProgrammingError:
+        raise ValueError(
+            "expected a URL such as postgresql://user:password@host:5432/database"
+        ) from None
+
+
 def env_name(field: str) -> str:
     return "DATABASE_URL" if field == "database_url" else ENV_PREFIX + field.upper()
 
@@ -225,10 +253,12 @@ def load_settings(
     except ValidationError as exc:
         lines = []
         for error in exc.errors():
+            message = str(error["msg"]).removeprefix("Value error, ")
             if not error["loc"]:  # a rule across settings
-                lines.append(str(error["msg"]).removeprefix("Value error, "))
+                lines.append(message)
                 continue
             field = str(error["loc"][0])
             where = sources.get(field, env_name(field))
-            lines.append(f"{where}: {error['msg']} (got {error.get('input')!r})")
-        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None
+            shown = "(hidden)" if field in SECRET_FIELDS else inert(repr(error.get("input")))
+            lines.append(f"{where}: {message} (got {shown})")
+        raise SettingsError("invalid settings: " + "; ".join(lines)) from None

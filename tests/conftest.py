@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,16 @@ def corpus_dir() -> Path | None:
 def space(tmp_path: Path) -> Workspace:
     """Files, run log and attempt counters shared by a test and the workers it starts."""
     return Workspace(tmp_path)
+
+
+@pytest.fixture
+def server_folder() -> Iterator[Path]:
+    """A temporary folder an embedded PostgreSQL may live in. Not under tmp_path: as root the
+    server runs as ``postgres``, which cannot enter pytest-of-root (0700), and pgqueue never
+    opens up folders above its data folder."""
+    with tempfile.TemporaryDirectory(prefix="pgqueue-server-test-") as name:
+        os.chmod(name, 0o755)
+        yield Path(name)
 
 
 @pytest.fixture(scope="session")

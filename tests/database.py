@@ -63,10 +63,18 @@ def server() -> Iterator[Server]:
         os.chmod(folder, 0o755)
         embedded = EmbeddedPostgres(Path(folder), durable=False)
         embedded.start()
+        # The server asks for a password; tests that reconnect with ``conn.info.dsn`` (which
+        # leaves the password out) find it where libpq looks.
+        previous = os.environ.get("PGPASSWORD")
+        os.environ["PGPASSWORD"] = embedded.password()
         try:
             yield Server(embedded.url, "embedded", embedded)
         finally:
             embedded.stop("immediate")
+            if previous is None:
+                os.environ.pop("PGPASSWORD", None)
+            else:
+                os.environ["PGPASSWORD"] = previous
 
 
 def create_template(srv: Server, name: str = TEMPLATE, prepare: str | None = None) -> str:

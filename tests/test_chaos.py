@@ -11,9 +11,9 @@ from bench.chaos import run
 pytestmark = pytest.mark.slow
 
 
-def test_chaos_loses_nothing_and_completes_nothing_twice(tmp_path: Path) -> None:
+def test_chaos_loses_nothing_and_completes_nothing_twice(server_folder: Path) -> None:
     report = run(jobs=600, workers=3, seconds=20, db_restarts=1, seed=7, drain_timeout=120,
-                 folder=tmp_path)
+                 folder=server_folder)
     assert report.kills >= 3 and report.db_restarts == 1
     assert report.lost == 0, report
     assert report.duplicates == 0, report

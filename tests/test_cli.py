@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import uuid
@@ -86,7 +87,22 @@ def test_enqueue_reads_formats_from_content_and_stores_file_urls(
     assert rows["model"]["file_size"] == (drawings / "model").stat().st_size
     assert {job_["id"] for job_ in answer["jobs"]} == {str(row["id"]) for row in rows.values()}
     assert "renamed.pdf is named like pdf but its content is dxf: enqueued as dxf" in result.err
-    assert f"PGQUEUE_FILE_ROOTS={drawings.resolve()}" in result.err
+    # The workers' roots are not known here (an external database, no PGQUEUE_FILE_ROOTS).
+    assert "give this command the same PGQUEUE_FILE_ROOTS" in result.err
+
+
+def test_enqueue_refuses_files_outside_the_given_file_roots_before_writing(
+    pgqueue: Cli, conn: psycopg.Connection[Any], drawings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PGQUEUE_FILE_ROOTS", str(drawings / "elsewhere"))
+    result = pgqueue("enqueue", str(drawings / "bracket_drawing.pdf"))
+    assert result.code == 2
+    assert f"start the workers with PGQUEUE_FILE_ROOTS={drawings.resolve()}" in result.err
+    assert len(result.err.strip().splitlines()) == 1
+    assert jobs_in(conn) == []
+    monkeypatch.setenv("PGQUEUE_FILE_ROOTS", str(drawings))
+    assert pgqueue("enqueue", str(drawings / "bracket_drawing.pdf")).code == 0
+    assert [row["filename"] for row in jobs_in(conn)] == ["bracket_drawing.pdf"]
 
 
 def test_enqueue_refuses_a_dwg_and_writes_nothing_unless_told_to_skip(
@@ -183,13 +199,16 @@ def test_bad_manifest_lines_are_reported_by_number_and_nothing_is_written(
     assert f"{path} line 7: unknown format 'doc'" in result.err
     assert f"{path} line 8: 2 values for 4 columns" in result.err
     assert f"{path} line 9: file_url must be a URL" in result.err
-    assert "nothing enqueued: 4 bad lines" in result.err
+    # A quoted CSV value may span lines; a filename may not (it is shown on one line).
+    assert f"{path} line 5: filename must not contain control or bidi characters, found \\x0a" \
+        in result.err
+    assert "nothing enqueued: 5 bad lines" in result.err
     assert jobs_in(conn) == []
 
     result = pgqueue("enqueue", "--manifest", str(path), "--skip-bad", "--json")
     assert result.code == 0, result.err
-    assert result.json() == {"inserted": 2, "already_queued": 0, "bad_lines": 4}
-    assert [row["filename"] for row in jobs_in(conn)] == ["good.pdf", "multi\nline.pdf"]
+    assert result.json() == {"inserted": 1, "already_queued": 0, "bad_lines": 5}
+    assert [row["filename"] for row in jobs_in(conn)] == ["good.pdf"]
 
 
 def test_a_json_lines_manifest(pgqueue: Cli, conn: psycopg.Connection[Any], tmp_path: Path) -> None:
@@ -204,7 +223,7 @@ def test_a_json_lines_manifest(pgqueue: Cli, conn: psycopg.Connection[Any], tmp_
     result = pgqueue("enqueue", "--manifest", str(path))
     assert result.code == 2
     for line, message in [(3, "file_size must be a non-negative integer, got '5'"),
-                          (4, "unknown keys colour"), (5, "expected a JSON object, got list"),
+                          (4, "unknown keys 'colour'"), (5, "expected a JSON object, got list"),
                           (6, "not valid JSON")]:
         assert f"{path} line {line}: {message}" in result.err
     result = pgqueue("enqueue", "--manifest", str(path), "--skip-bad")
@@ -334,8 +353,12 @@ def test_jobs_show_prints_the_row_history_and_result(pgqueue: Cli, conn: psycopg
     assert data["error_history"][0]["message"] == "S3 timed out"
 
     human = pgqueue("jobs", "show", job_id)
-    for text in (job_id, "Error history", "StorageUnavailable", "S3 timed out", "Result", "Ø12"):
+    for text in (job_id, "Error history", "StorageUnavailable", "S3 timed out", "1 table",
+                 "--full shows all of it"):
         assert text in human.out, human.out
+    assert "Ø12" not in human.out
+    full = pgqueue("jobs", "show", job_id, "--full")
+    assert "Result" in full.out and '"Ø12"' in full.out
 
     missing = str(uuid.uuid4())
     result = pgqueue("jobs", "show", missing)
@@ -431,12 +454,18 @@ def test_purge_deletes_only_old_finished_jobs_in_batches(pgqueue: Cli, conn: psy
 # --- the database: missing, unreachable, not migrated -----------------------------------------
 
 
-def test_without_database_url_the_command_says_how_to_give_one(pgqueue: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_database_url_the_command_says_how_to_give_one(
+    pgqueue: Cli, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("DATABASE_URL")
+    monkeypatch.chdir(tmp_path)  # no embedded database here
     result = pgqueue("status")
     assert result.code == 2
     assert result.err.strip() == (
-        "pgqueue: DATABASE_URL is not set: set it, or give --database-url postgresql://user@host/db")
+        "pgqueue: DATABASE_URL is not set and no embedded PostgreSQL runs in .pgqueue: start "
+        "`python worker.py` (or `pgqueue database`) in this folder, or give --database-url "
+        "postgresql://user@host/db")
+    assert not (tmp_path / ".pgqueue").exists()
 
 
 def test_an_unmigrated_database_says_run_migrate(pgqueue: Cli, pg_server: database.Server) -> None:
@@ -463,3 +492,124 @@ def test_an_unreachable_database_exits_three_with_one_line(tmp_path: Path) -> No
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("pgqueue: cannot reach the database (")
     assert lines[0].endswith("check DATABASE_URL and that PostgreSQL is running")
+
+
+def test_a_database_url_that_is_not_a_url_is_one_line_and_exit_two(
+    pgqueue: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "localhost:5432")
+    result = pgqueue("status")
+    assert result.code == 2
+    assert result.err.strip() == (
+        "pgqueue: invalid settings: DATABASE_URL: expected a URL such as "
+        "postgresql://user:password@host:5432/database (got (hidden))")
+    worker = subprocess.run(
+        [sys.executable, str(ROOT / "worker.py"), "--burst"],
+        env={**os.environ, "DATABASE_URL": "localhost:5432"}, cwd=ROOT, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert worker.returncode == 2
+    assert worker.stderr.strip().splitlines() == [result.err.strip()]
+
+
+def test_a_missing_manifest_and_a_missing_file_both_exit_one(pgqueue: Cli, tmp_path: Path) -> None:
+    manifest = pgqueue("enqueue", "--manifest", str(tmp_path / "nope.csv"))
+    assert (manifest.code, manifest.err.strip()) == (
+        1, f"pgqueue: manifest {tmp_path / 'nope.csv'}: no such file")
+    file = pgqueue("enqueue", str(tmp_path / "nope.pdf"))
+    assert file.code == 1 and "no such file" in file.err
+
+
+# --- help ---------------------------------------------------------------------------------------
+
+
+def test_help_shows_defaults_and_choices(pgqueue: Cli) -> None:
+    worker = pgqueue("worker", "--help")
+    assert worker.code == 0
+    text = " ".join(worker.out.split())
+    assert "--isolation {process,inline}" in text
+    assert "--log-format {auto,json,console}" in text
+    assert "(default: process; env PGQUEUE_ISOLATION)" in text
+    assert "(default: the CPU count; env PGQUEUE_SLOTS)" in text
+    assert "VALUE" not in worker.out.replace("KEY=VALUE", "")
+    migrate = " ".join(pgqueue("migrate", "--help").out.split())
+    assert "--database-url URL PostgreSQL URL" in migrate
+    listing = " ".join(pgqueue("jobs", "list", "--help").out.split())
+    assert "jobs per page (default: 50)" in listing
+
+
+def test_flags_are_never_abbreviated_and_errors_show_the_subcommand_usage(pgqueue: Cli) -> None:
+    abbreviated = pgqueue("worker", "--slot", "2")
+    assert abbreviated.code == 2
+    assert abbreviated.err.startswith("usage: pgqueue worker ")
+    assert "unrecognized arguments: --slot 2" in abbreviated.err
+    unknown = pgqueue("jobs", "list", "--bogus")
+    assert unknown.code == 2
+    assert unknown.err.startswith("usage: pgqueue jobs list ")
+    assert pgqueue("jobs", "list", "--lim", "5").code == 2
+
+
+def test_version(pgqueue: Cli) -> None:
+    from importlib import metadata
+
+    assert pgqueue("--version").out.strip() == f"pgqueue {metadata.version('pgqueue')}"
+
+
+# --- stored values reach the terminal inert ---------------------------------------------------
+
+HOSTILE = (
+    "plate [rev A] [bold]final[/oops] \x1b[2J\x1b]8;;http://evil.example/\x07link\x1b]8;;\x07"
+    " \x9b31m \u202etxt.exe\u202c \x85 [link=http://evil.example]x[/link].pdf"
+)
+RAW_CONTROLS = ["\x1b", "\x07", "\x9b", "\x85", "\u202e", "\u202c"]
+
+
+@pytest.fixture
+def hostile_job(conn: psycopg.Connection[Any]) -> str:
+    """A row as anyone with INSERT rights (or a file's header) could write it."""
+    return make_job(
+        conn, "failed", filename=HOSTILE, file_url="s3://bucket/x\x1b[2J.pdf",
+        error_message=f"CorruptFile: header says {HOSTILE}",
+        result=Jsonb({"warnings": [HOSTILE]}),
+        error_history=Jsonb([{"attempt": 1, "error_type": "Corrupt\x1b[31m", "message": HOSTILE,
+                              "retried": False}]),
+    )
+
+
+@pytest.mark.parametrize(
+    "view",
+    [("jobs", "list"), ("jobs", "list", "--json"), ("jobs", "show", "{id}"),
+     ("jobs", "show", "{id}", "--full"), ("jobs", "show", "{id}", "--json"), ("status",),
+     ("status", "--json"), ("retry", "{id}"), ("cancel", "{id}")],
+)
+def test_every_view_of_a_hostile_row_prints_it_inert(
+    pgqueue: Cli, hostile_job: str, view: tuple[str, ...]
+) -> None:
+    result = pgqueue(*[part.format(id=hostile_job) for part in view])
+    assert result.code in (0, 1), result.err  # retry and cancel may refuse; nothing crashes
+    for control in RAW_CONTROLS:
+        assert control not in result.out + result.err, (view, control)
+    if view[-1] == "--json":
+        json.loads(result.out)
+    elif view[0] == "jobs":
+        # Markup is shown as written, not interpreted.
+        flat = result.out.replace("\n", "")
+        assert "[bold]final[/oops]" in flat or "[bold]final[/oops]" in result.out, result.out
+        assert "\\x1b[2J" in result.out or "\\u001b[2J" in result.out
+
+
+def test_enqueue_refuses_c1_and_bidi_characters_in_filenames(
+    pgqueue: Cli, conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    manifest = tmp_path / "names.jsonl"
+    manifest.write_text("".join(
+        json.dumps({"filename": f"plate{character}.pdf", "file_url": "s3://b/plate.pdf",
+                    "file_size": 1, "format": "pdf"}) + "\n"
+        for character in ("\x1b", "\x85", "\x9b", "\u202e", "\u2066")
+    ))
+    result = pgqueue("enqueue", "--manifest", str(manifest))
+    assert result.code == 2
+    assert result.err.count("filename must not contain control or bidi characters") == 5
+    for control in RAW_CONTROLS:
+        assert control not in result.err
+    assert jobs_in(conn) == []

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from pgqueue.demo import summarize
+from pgqueue.demo import worker_command
 from pgqueue.embedded import EmbeddedPostgres
+from pgqueue.result_summary import summarize
 from tests.workers import ROOT, query
 
 
@@ -67,3 +68,22 @@ def test_the_summary_line_counts_what_was_found() -> None:
                       "geometry_summary": {"total": 9}}) == "IFC2X3, 3 building elements"
     assert summarize({"warnings": ["truncated"]}) == "1 warning"
     assert summarize({}) == "nothing found"
+
+
+def test_the_demo_worker_starts_from_a_folder_that_holds_a_checkout(tmp_path: Path) -> None:
+    # A folder holding a clone named pgqueue: ``python -m`` would import the clone's folder
+    # (where pgqueue/worker is a file here) instead of the installed package.
+    (tmp_path / "pgqueue").mkdir()
+    (tmp_path / "pgqueue" / "worker.py").write_text("raise SystemExit('the shadow was imported')\n")
+    (tmp_path / "pgqueue" / "cli.py").write_text("raise SystemExit('the shadow was imported')\n")
+    command = worker_command(1)
+    assert command[-4:] == ["pgqueue.cli", "worker", "--slots", "1"]
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    demo = subprocess.run([*command[:-3], "worker", "--help"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert demo.returncode == 0, demo.stderr
+    assert "usage: pgqueue worker" in demo.stdout
+    # Without -P the same command imports the shadow: the check above means something.
+    shadowed = subprocess.run([arg for arg in command[:-3] if arg != "-P"] + ["worker", "--help"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert shadowed.returncode != 0

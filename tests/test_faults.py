@@ -208,9 +208,9 @@ def completed_events(logs: list[Path]) -> dict[str, int]:
 # table is stale when the server comes back, yet no worker was lost and no attempt may be counted.
 @pytest.mark.parametrize("outage", [2, 5])
 def test_postgres_restart_while_two_workers_process_500_jobs(
-    tmp_path: Path, space: Workspace, outage: float
+    server_folder: Path, space: Workspace, outage: float
 ) -> None:
-    server = EmbeddedPostgres(tmp_path / "pg", durable=False)
+    server = EmbeddedPostgres(server_folder / "pg", durable=False)
     url = server.start()
     try:
         upgrade(url)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from pgqueue import durations, samples, sniff
-from pgqueue.file_jobs import RefusedFile, choose_format, file_roots_hint
+from pgqueue.file_jobs import RefusedFile, choose_format, outside_roots
 from tests.conftest import corpus_dir
 
 IFC_HEAD = b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('ViewDefinition'),'2;1');\nFILE_NAME('a','',(''),(''),'','','');\nFILE_SCHEMA(('IFC4'));\nENDSEC;\n"
@@ -77,13 +77,13 @@ def test_names_map_to_formats() -> None:
     assert sniff.from_name("README") is None
 
 
-def test_the_file_roots_hint_appears_only_when_roots_do_not_cover_the_files(tmp_path: Path) -> None:
-    files = [tmp_path / "a" / "one.pdf", tmp_path / "b" / "two.pdf"]
-    hint = file_roots_hint(files, ())
-    assert hint is not None and f"PGQUEUE_FILE_ROOTS={tmp_path}" in hint
-    assert file_roots_hint(files, (tmp_path,)) is None
-    assert file_roots_hint(files, (tmp_path / "a",)) is not None
-    assert file_roots_hint([], ()) is None
+def test_files_outside_every_worker_s_roots_are_named(tmp_path: Path) -> None:
+    one, two = tmp_path / "a" / "one.pdf", tmp_path / "b" / "two.pdf"
+    assert outside_roots([one, two], []) == [one, two]
+    assert outside_roots([one, two], [[tmp_path]]) == []
+    assert outside_roots([one, two], [[tmp_path / "a"]]) == [two]
+    assert outside_roots([one, two], [[tmp_path / "a"], [tmp_path / "b"]]) == []
+    assert outside_roots([], [[tmp_path]]) == []
 
 
 @pytest.mark.parametrize(

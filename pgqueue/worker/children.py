@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import functools
 import inspect
 import multiprocessing
 import multiprocessing.forkserver
@@ -314,7 +315,9 @@ class ChildPool:
                     child.kill()  # its run() sees the pipe close, reports and reaps it
             async with anyio.create_task_group() as group:
                 for child in idle:
-                    group.start_soon(self._end, child, "closed")
+                    # An idle child is told to go (EOF) and exits by itself: a quiet exit 0,
+                    # not a SIGKILL in the log of every normal shutdown.
+                    group.start_soon(functools.partial(self._end, child, "closed", graceful=True))
             if self._children:
                 self._all_ended = anyio.Event()
                 with anyio.move_on_after(2 * EXIT_WAIT):

@@ -40,6 +40,10 @@ class SchemaMissing(RuntimeError):
     """The database has no pgqueue tables."""
 
 
+class DatabaseUnreachable(RuntimeError):
+    """In burst mode, the database did not answer within ``startup_wait`` seconds."""
+
+
 class Worker:
     def __init__(self, settings: Settings, *, target: Target = run_job) -> None:
         if not settings.database_url:
@@ -155,14 +159,28 @@ class Worker:
                 self.request_stop()
 
     async def _check_schema(self) -> None:
+        # A service waits for its database as long as it takes; a burst run is a script's
+        # step, and a script needs an answer: it gives up after startup_wait seconds.
         backoff = Backoff()
+        waited_from = time.monotonic()
         while True:
             try:
                 rows = await self.house_link.fetch(sql.SCHEMA_CHECK)
                 break
             except DatabaseUnavailable as exc:
-                log.warning("database_unavailable", link="housekeeping", error=str(exc))
-                await backoff.wait()
+                reason = str(exc).splitlines()[0] if str(exc) else "no answer"
+                waited = time.monotonic() - waited_from
+                if self.settings.burst and waited >= self.settings.startup_wait:
+                    raise DatabaseUnreachable(
+                        f"cannot reach the database after {waited:.0f} s ({reason}): check "
+                        "DATABASE_URL and that PostgreSQL is running"
+                    ) from None
+                delay = backoff.next_delay()
+                log.warning("database_unreachable", error=reason, retry_in=round(delay, 1),
+                            waited=round(waited, 1),
+                            action="retrying until it answers" if not self.settings.burst
+                            else f"giving up after {self.settings.startup_wait:g} s (--burst)")
+                await anyio.sleep(delay)
         if rows[0]["jobs"] is None or rows[0]["workers"] is None:
             raise SchemaMissing(
                 "the database has no extraction_jobs table in schema "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
@@ -76,7 +77,8 @@ def moto_s3(objects: dict[str, bytes], bucket: str = "pgqueue-files") -> Iterato
         for key, body in objects.items():
             s3.put_object(Bucket=bucket, Key=key, Body=body)
         iam = _boto_client("iam", endpoint)
-        reader = _iam_user(iam, "reader", ["s3:GetObject", "s3:ListBucket"])
+        # AWS authorizes HEAD with s3:GetObject; moto asks for s3:HeadObject instead.
+        reader = _iam_user(iam, "reader", ["s3:GetObject", "s3:HeadObject", "s3:ListBucket"])
         outsider = _iam_user(iam, "outsider", [])
         moto_settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
         yield MotoS3(endpoint, bucket, reader, outsider, dict(objects))
@@ -244,34 +246,46 @@ def certificate_for(host_name: str) -> SelfSignedCertificate:
     return SelfSignedCertificate(server, client)
 
 
-# --- byte-counting relay ---------------------------------------------------------------------
+# --- request-recording relay -----------------------------------------------------------------
+
+_REQUEST_LINE = re.compile(rb"(?:^|\r\n\r\n)([A-Z]+) (\S+) HTTP/1\.[01]\r\n")
 
 
 @dataclass
 class Relay:
-    """Forwards TCP connections to a target on loopback, counting bytes sent back to clients."""
+    """Forwards TCP connections to a target on loopback, recording each request's method.
+
+    A request is recorded before its bytes are passed on, so by the time the client has any
+    answer, every request it sent is in ``methods``: no timing or buffer size decides it.
+    Meant for requests without bodies (HEAD, GET).
+    """
 
     port: int
-    downstream_bytes: int = 0
+    methods: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def add(self, count: int) -> None:
+    def record(self, head: bytes) -> None:
         with self.lock:
-            self.downstream_bytes += count
+            self.methods.extend(m.group(1).decode() for m in _REQUEST_LINE.finditer(head))
 
 
 @contextmanager
-def counting_relay(target_port: int) -> Iterator[Relay]:
+def recording_relay(target_port: int) -> Iterator[Relay]:
     listener = socket.create_server((LOOPBACK, 0))
     relay = Relay(listener.getsockname()[1])
     stopping = threading.Event()
 
-    def pump(source: socket.socket, sink: socket.socket, count: bool) -> None:
+    def pump(source: socket.socket, sink: socket.socket, upstream: bool) -> None:
+        seen = b""
         try:
             while chunk := source.recv(65536):
+                if upstream:
+                    # Record only the requests this chunk completes (their blank line came).
+                    seen += chunk
+                    complete, _separator, seen = seen.rpartition(b"\r\n\r\n")
+                    if complete:
+                        relay.record(complete + b"\r\n\r\n")
                 sink.sendall(chunk)
-                if count:
-                    relay.add(len(chunk))
         except OSError:
             pass
         finally:
@@ -286,8 +300,8 @@ def counting_relay(target_port: int) -> Iterator[Relay]:
             except OSError:
                 return
             upstream = socket.create_connection((LOOPBACK, target_port))
-            threading.Thread(target=pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=pump, args=(upstream, client, True), daemon=True).start()
+            threading.Thread(target=pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client, False), daemon=True).start()
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()

@@ -12,7 +12,7 @@ from fetch_servers import (
     Credentials,
     MotoS3,
     ScriptedHandler,
-    counting_relay,
+    recording_relay,
     refusing_port,
     scripted_server,
 )
@@ -127,11 +127,13 @@ def test_missing_credentials_are_not_configured(moto: MotoS3, aws_env: pytest.Mo
         pass
 
 
-def test_object_over_the_limit_is_refused_before_its_body_is_sent(
+def test_object_over_the_limit_is_refused_before_its_body_is_asked_for(
     moto: MotoS3, s3_settings: Settings, spool_dir: Path
 ) -> None:
+    # The relay records each request before passing it on: the HEAD answer alone must refuse
+    # the object, so no GET (which would start the body) is ever sent.
     port = int(moto.endpoint.rsplit(":", 1)[1])
-    with counting_relay(port) as relay:
+    with recording_relay(port) as relay:
         settings = s3_settings.model_copy(
             update={"s3_endpoint": f"http://127.0.0.1:{relay.port}", "max_file_size": MIB}
         )
@@ -140,8 +142,22 @@ def test_object_over_the_limit_is_refused_before_its_body_is_sent(
             fetch(s3_url(moto, "large.bin"), settings),
         ):
             pass
-    assert relay.downstream_bytes < 64 * 1024
+    assert relay.methods == ["HEAD"]
     assert list(spool_dir.iterdir()) == []
+
+
+def test_the_recording_relay_sees_the_get_of_an_object_within_the_limit(
+    moto: MotoS3, s3_settings: Settings
+) -> None:
+    # The check above means something only if the relay would have seen a GET.
+    port = int(moto.endpoint.rsplit(":", 1)[1])
+    with recording_relay(port) as relay:
+        settings = s3_settings.model_copy(
+            update={"s3_endpoint": f"http://127.0.0.1:{relay.port}", "max_file_size": 4 * MIB}
+        )
+        with fetch(s3_url(moto, "large.bin"), settings) as path:
+            assert path.stat().st_size == len(S3_OBJECTS["large.bin"])
+    assert relay.methods == ["HEAD", "GET"]
 
 
 def test_object_within_a_raised_limit_is_fetched(moto: MotoS3, s3_settings: Settings) -> None:

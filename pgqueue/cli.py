@@ -164,6 +164,16 @@ def command_purge(arguments: argparse.Namespace) -> int:
                           arguments.json)
 
 
+def command_web(arguments: argparse.Namespace) -> int:
+    import os
+
+    from pgqueue import commands
+
+    token = arguments.token or os.environ.get("PGQUEUE_WEB_TOKEN") or None
+    return commands.web(settings_from(arguments), arguments.host, arguments.port, token,
+                        arguments.read_only)
+
+
 def command_demo(arguments: argparse.Namespace) -> int:
     from pgqueue import demo
 
@@ -297,6 +307,20 @@ def add_operator_commands(commands: Any) -> None:
     purge.add_argument("--batch", type=positive, default=1000, metavar="N",
                        help="rows deleted per statement (default: 1000)")
     purge.set_defaults(handler=command_purge)
+
+    web = commands.add_parser(
+        "web", parents=[database_flags(json_flag=False)],
+        help="serve the web dashboard (on 127.0.0.1 unless given a token)",
+    )
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to bind (default: 127.0.0.1; any other needs a token)")
+    web.add_argument("--port", type=lambda text: _whole(text, 1, 65535), default=8080,
+                     help="port (default: 8080)")
+    web.add_argument("--token", default=None, metavar="TOKEN",
+                     help="password of HTTP basic authentication, at least 16 characters "
+                          "(env PGQUEUE_WEB_TOKEN)")
+    web.add_argument("--read-only", action="store_true", help="hide and refuse retry and cancel")
+    web.set_defaults(handler=command_web)
 
     demo = commands.add_parser(
         "demo", help="run pgqueue end to end on generated sample files (nothing else needed)"

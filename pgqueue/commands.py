@@ -393,3 +393,23 @@ def _enqueue_manifest(settings: Settings, path: Path, skip_bad: bool, as_json: b
             + (f"; skipped {checked.bad} bad lines" if checked.bad else "")
         )
     return OK
+
+
+def web(settings: Settings, host: str, port: int, token: str | None, read_only: bool) -> int:
+    """Serve the dashboard until Ctrl-C (``pgqueue web``)."""
+    try:
+        from pgqueue.web.serve import WebSettingsError, build, serve
+    except ImportError as exc:
+        raise CommandError(
+            f"the dashboard needs the web extra ({exc.name} is missing): "
+            'pip install "pgqueue[web]"', USAGE,
+        ) from None
+    with queue_target(settings) as target:
+        try:
+            build(target.url, host=host, token=token, read_only=read_only, schema=settings.schema_name)
+        except WebSettingsError as exc:
+            raise CommandError(str(exc), USAGE) from None
+        cli_output.note(f"the pgqueue dashboard serves http://{host}:{port}/ (Ctrl-C stops it)")
+        serve(target.url, host=host, port=port, token=token, read_only=read_only,
+              schema=settings.schema_name)
+    return 0

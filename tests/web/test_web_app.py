@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from starlette.applications import Starlette
@@ -226,3 +232,33 @@ def test_a_signed_url_is_shown_without_its_secret(client: TestClient, conn: Conn
     job_id = make_job(conn, "completed", file_url="https://files.example/p.pdf?X-Amz-Signature=s3cr3tsig&a=1")
     page = client.get(f"/jobs/{job_id}").text
     assert "files.example/p.pdf" in page and "s3cr3tsig" not in page
+
+
+def test_pgqueue_web_refuses_an_open_binding_and_serves_on_loopback(db_url: str, tmp_path: Path) -> None:
+    refused = subprocess.run(
+        [sys.executable, "-m", "pgqueue.cli", "web", "--database-url", db_url, "--host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert refused.returncode == 2
+    assert "without a token" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "pgqueue.cli", "web", "--database-url", db_url, "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path,
+    )
+    try:
+        answer = None
+        deadline = time.monotonic() + 60
+        while answer is None:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            assert time.monotonic() < deadline, "pgqueue web did not answer"
+            try:
+                answer = httpx.get(f"http://127.0.0.1:{port}/jobs", timeout=5)
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert answer.status_code == 200 and "<h1>Jobs</h1>" in answer.text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

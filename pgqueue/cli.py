@@ -108,8 +108,11 @@ def command_cancel(arguments: argparse.Namespace) -> int:
 def command_purge(arguments: argparse.Namespace) -> int:
     from pgqueue import commands
 
-    return commands.purge(settings_from(arguments), arguments.older_than, arguments.batch,
-                          arguments.json)
+    given = commands.PurgeInput(
+        older_than=arguments.older_than, batch=arguments.batch,
+        include_latest=arguments.include_latest, dry_run=arguments.dry_run, confirmed=arguments.yes,
+    )
+    return commands.purge(settings_from(arguments), given, arguments.json)
 
 
 def command_demo(arguments: argparse.Namespace) -> int:
@@ -214,11 +217,20 @@ def add_operator_commands(commands: Any) -> None:
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(handler=command_cancel)
 
-    purge = commands.add_parser("purge", parents=[shared],
-                                help="delete finished jobs older than a duration")
+    purge = commands.add_parser(
+        "purge", parents=[shared],
+        help="delete failed, cancelled and superseded jobs older than a duration",
+        description="Deletes what retention deletes, now: failed and cancelled jobs, and results "
+                    "a newer result of the same attachment replaced. Latest results are kept.",
+    )
     purge.add_argument("--older-than", type=duration, required=True, metavar="DURATION",
                        help="e.g. 30d; jobs that finished longer ago are deleted")
     purge.add_argument("--batch", type=positive, default=1000, help="rows deleted per statement")
+    purge.add_argument("--include-latest", action="store_true",
+                       help="also delete latest results and completed jobs without an attachment "
+                            "(asks first)")
+    purge.add_argument("--yes", action="store_true", help="confirm --include-latest without asking")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     purge.set_defaults(handler=command_purge)
 
     demo = commands.add_parser(

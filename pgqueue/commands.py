@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -164,14 +165,61 @@ def _report_change(change: Any, action: str, as_json: bool) -> int:
     return OK
 
 
-def purge(settings: Settings, older_than: timedelta, batch: int, as_json: bool) -> int:
+@dataclass(frozen=True)
+class PurgeInput:
+    older_than: timedelta
+    batch: int
+    include_latest: bool
+    dry_run: bool
+    confirmed: bool
+
+
+def purge(settings: Settings, given: PurgeInput, as_json: bool) -> int:
     with database(settings) as conn:
-        deleted = operations.purge(conn, older_than, batch)
-    if as_json:
-        cli_output.print_json({"deleted": deleted, "older_than_seconds": older_than.total_seconds()})
-    else:
-        cli_output.stdout().print(f"deleted {deleted} finished jobs older than {older_than}")
+        counts = operations.purge_counts(conn, given.older_than)
+        if given.dry_run:
+            _report_purge(given, counts, None, as_json)
+            return OK
+        if given.include_latest and counts.latest + counts.unlinked and not given.confirmed:
+            _confirm_latest(counts)
+        deleted = operations.purge(conn, given.older_than, given.batch, given.include_latest)
+    _report_purge(given, counts, deleted, as_json)
     return OK
+
+
+def _confirm_latest(counts: operations.PurgeCounts) -> None:
+    question = (f"--include-latest deletes {counts.latest} latest results of attachments and "
+                f"{counts.unlinked} completed jobs without an attachment; PyBase cannot read "
+                "them afterwards")
+    if not sys.stdin.isatty():
+        raise CommandError(f"{question}: give --yes to confirm", USAGE)
+    answer = input(f"{question}. Type 'yes' to delete them: ")
+    if answer.strip().lower() != "yes":
+        raise CommandError("nothing deleted", NOT_FOUND)
+
+
+def _report_purge(
+    given: PurgeInput, counts: operations.PurgeCounts, deleted: int | None, as_json: bool
+) -> None:
+    if as_json:
+        cli_output.print_json({
+            "deleted": deleted, "would_delete": counts.deleted_by(given.include_latest),
+            "older_than_seconds": given.older_than.total_seconds(),
+            "include_latest": given.include_latest, "dry_run": given.dry_run,
+            "finished_before_cutoff": vars(counts),
+        })
+        return
+    kept = "" if given.include_latest else (
+        f"; kept: {counts.latest} latest results, {counts.unlinked} completed jobs without an "
+        "attachment")
+    breakdown = (f"{counts.failed} failed, {counts.cancelled} cancelled, "
+                 f"{counts.superseded} superseded results")
+    if given.include_latest:
+        breakdown += f", {counts.latest} latest results, {counts.unlinked} without an attachment"
+    done = (f"would delete {counts.deleted_by(given.include_latest)}" if deleted is None
+            else f"deleted {deleted}")
+    cli_output.stdout().print(
+        f"{done} finished jobs older than {given.older_than} ({breakdown}){kept}")
 
 
 # --- enqueue ----------------------------------------------------------------------------------

@@ -65,7 +65,15 @@ class Settings(BaseModel):
     backoff_jitter: float = Field(0.25, ge=0, le=1, description="Random extra wait, as a fraction.")
 
     # --- retention ---------------------------------------------------------------------------
-    retention_days: float = Field(30.0, gt=0, description="Finished jobs older than this are pruned.")
+    retention_days: float = Field(
+        30.0, gt=0,
+        description="Failed, cancelled and superseded jobs older than this are pruned "
+                    "(an attachment's latest result is kept).",
+    )
+    retention_unlinked_days: float | None = Field(
+        None, gt=0,
+        description="Completed jobs without an attachment older than this are pruned. Unset: kept.",
+    )
     prune_batch: int = Field(1000, ge=1, description="Rows deleted per pruning statement.")
 
     # --- isolation limits ---------------------------------------------------------------------

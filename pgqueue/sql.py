@@ -220,21 +220,40 @@ SELECT rescued.*, (SELECT count(*) FROM dead) AS dead_workers,
 FROM rescued
 """
 
-# Finished jobs past their retention, a bounded batch at a time.
+# Retention, a bounded batch at a time (up to ``batch`` rows of each kind): failed and cancelled
+# jobs, and completed ones whose result a newer completed job of the same attachment replaced
+# (``superseded_by``, kept by a trigger), older than ``older_than_seconds``; and, only when
+# ``unlinked_older_than_seconds`` is given, completed jobs without an attachment (no record_id or
+# no attachment_id: the web app may hold their ids). The latest result of an attachment is never
+# deleted. Each kind is read from a partial index that holds only that kind. The maintenance
+# loop passes its lock key (one worker at a time); ``pgqueue purge`` passes NULL: it is asked
+# for, not scheduled.
 JOB_PRUNE_FINISHED = """
 WITH lead AS (
-    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS leader
+    SELECT CAST(%(lock_key)s AS bigint) IS NULL
+           OR pg_try_advisory_xact_lock(CAST(%(lock_key)s AS bigint)) AS leader
 ),
-old AS (
+replaced AS (
     SELECT id FROM extraction_jobs
-    WHERE status IN ('completed', 'failed', 'cancelled')
-      AND completed_at < now() - make_interval(secs => %(retention_seconds)s)
+    WHERE (status IN ('failed', 'cancelled') OR superseded_by IS NOT NULL)
+      AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
+      AND (SELECT leader FROM lead)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+unlinked AS (
+    SELECT id FROM extraction_jobs
+    WHERE status = 'completed' AND (record_id IS NULL OR attachment_id IS NULL)
+      AND completed_at < now() - make_interval(
+          secs => CAST(%(unlinked_older_than_seconds)s AS double precision))
       AND (SELECT leader FROM lead)
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 )
-DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
-RETURNING job.id::text AS id
+-- An id array, not a join: a join to the picked rows may hash the whole table.
+DELETE FROM extraction_jobs AS job
+WHERE job.id = ANY(ARRAY(SELECT id FROM replaced UNION ALL SELECT id FROM unlinked))
+RETURNING CAST(job.id AS text) AS id
 """
 
 # Due jobs and the age of the oldest one, for metrics (bounded: counts at most 10,000).
@@ -419,9 +438,9 @@ FROM extraction_jobs
 WHERE id = ANY(CAST(%(ids)s AS uuid[]))
 """
 
-# An operator's purge (``pgqueue purge``): finished jobs older than asked, a bounded batch at a
-# time. Unlike JOB_PRUNE_FINISHED it takes no maintenance lock: it is asked for, not scheduled.
-JOB_PURGE_FINISHED = """
+# ``pgqueue purge --include-latest``: every finished job older than asked, latest results
+# included, a bounded batch at a time. (Without the flag, purge runs JOB_PRUNE_FINISHED.)
+JOB_PURGE_ALL_FINISHED = """
 WITH old AS (
     SELECT id FROM extraction_jobs
     WHERE status IN ('completed', 'failed', 'cancelled')
@@ -431,4 +450,19 @@ WITH old AS (
 )
 DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
 RETURNING CAST(job.id AS text) AS id
+"""
+
+# What ``pgqueue purge --dry-run`` reports: finished jobs older than asked, by what retention
+# makes of them.
+JOB_COUNT_PURGEABLE = """
+SELECT count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       count(*) FILTER (WHERE status = 'completed' AND superseded_by IS NOT NULL) AS superseded,
+       count(*) FILTER (WHERE status = 'completed' AND superseded_by IS NULL
+                        AND record_id IS NOT NULL AND attachment_id IS NOT NULL) AS latest,
+       count(*) FILTER (WHERE status = 'completed'
+                        AND (record_id IS NULL OR attachment_id IS NULL)) AS unlinked
+FROM extraction_jobs
+WHERE status IN ('completed', 'failed', 'cancelled')
+  AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
 """

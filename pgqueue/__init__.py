@@ -25,6 +25,7 @@ from pgqueue.enqueue import (
     enqueue_bulk_async,
 )
 from pgqueue.lifecycle import ExtractionJobStatus
+from pgqueue.priority import Priority
 from pgqueue.settings import Settings, load_settings
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "JobChange",
     "JobInfo",
     "JobRequest",
+    "Priority",
     "Settings",
     "__version__",
     "cancel",

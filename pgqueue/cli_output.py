@@ -25,6 +25,7 @@ from rich.text import Text
 from pgqueue.control import JobChange, JobInfo
 from pgqueue.durations import describe
 from pgqueue.operations import JobPage, StatusReport
+from pgqueue.priority import Priority
 
 PROGRESS_FROM = 20  # files: fewer go by too fast for a bar to help
 
@@ -235,6 +236,9 @@ def render_job(job: JobInfo) -> None:
     ]
     if job.status == "pending":
         rows.append(("due", _when(job.next_retry_at)))
+    rows.append(("priority", _priority(job.priority)))
+    if job.superseded_by:
+        rows.append(("superseded by", job.superseded_by))
     if job.worker_id:
         rows.append(("worker", job.worker_id))
     if job.error_message:
@@ -254,6 +258,11 @@ def render_job(job: JobInfo) -> None:
     if job.result is not None:
         console.print(Text("Result", style="bold"))
         console.print_json(json.dumps(job.result, ensure_ascii=False))
+
+
+def _priority(value: int) -> str:
+    names = {int(level): level.name.lower() for level in Priority}
+    return f"{value} ({names[value]})" if value in names else str(value)
 
 
 def change_message(change: JobChange, action: str) -> str:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pgqueue.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, ExtractionJobStatus
+from pgqueue.priority import LOWEST_URGENCY, Priority
 
 __all__ = ["Base", "ExtractionJob", "ExtractionJobStatus", "Worker", "metadata"]
 
@@ -147,6 +149,13 @@ class ExtractionJob(Base):
         doc="One entry per failed attempt: at, attempt, error_type, message, worker_id",
     )
 
+    # Added for priorities (migration 0005): lower is more urgent; see pgqueue.priority.
+    priority: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, default=int(Priority.INTERACTIVE),
+        server_default=text(str(int(Priority.INTERACTIVE))),
+        doc="Lower is more urgent: interactive (10, the default), bulk (20)",
+    )
+
     # Added for retention: set (by a trigger, migration 0004) on a completed job whose result a
     # newer completed job of the same attachment replaced; only those are pruned.
     superseded_by: Mapped[str | None] = mapped_column(
@@ -191,6 +200,12 @@ class ExtractionJob(Base):
         CheckConstraint(
             "superseded_by IS NULL OR status = 'completed'",
             name="ck_extraction_jobs_superseded_completed",
+        ),
+        CheckConstraint(f"priority BETWEEN 0 AND {LOWEST_URGENCY}", name="ck_extraction_jobs_priority"),
+        # The claim's order: pending jobs, most urgent first, then longest due (migration 0005).
+        Index(
+            "ix_extraction_jobs_claim", "priority", "next_retry_at",
+            postgresql_where=text("status = 'pending'"),
         ),
         # Retention (migration 0004): what default pruning deletes, and the opt-in pruning of
         # completed jobs without an attachment. Latest results are in neither.

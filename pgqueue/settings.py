@@ -57,6 +57,11 @@ class Settings(BaseModel):
         0.002, ge=0, description="Seconds a claim may wait for every slot to free (batching)."
     )
     burst: bool = Field(False, description="Process every due job, then exit.")
+    reserved_share: float = Field(
+        0.0, ge=0, lt=1,
+        description="Share of a worker's slots (rounded down) kept for jobs less urgent than "
+                    "interactive while any are due. 0: strict priority.",
+    )
 
     # --- retries -----------------------------------------------------------------------------
     backoff_base: float = Field(30.0, ge=0, description="Seconds before the first retry.")

@@ -19,7 +19,10 @@ WITH due AS (
       -- Only a registered worker claims: one declared lost (and deleted from the registry)
       -- claims nothing until its heartbeat has registered it under a new identity.
       AND EXISTS (SELECT 1 FROM pgqueue_workers WHERE id = %(worker_id)s)
-    ORDER BY next_retry_at
+      -- 0 takes any job; a worker's slots reserved for less urgent work pass a higher bound.
+      AND priority >= %(min_priority)s
+    -- Most urgent first (index ix_extraction_jobs_claim: pending jobs by priority, due time).
+    ORDER BY priority, next_retry_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -31,7 +34,7 @@ SET status = 'processing',
 FROM due
 WHERE job.id = due.id
 RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.format,
-          job.options::text AS options, job.retry_count, job.max_retries
+          job.options::text AS options, job.retry_count, job.max_retries, job.priority
 """
 
 # A batch of outcomes, fenced: only rows still processing and held by the worker identity that
@@ -286,11 +289,11 @@ CHANNEL_CANCEL = "pgqueue_cancel"
 JOB_ENQUEUE = """
 INSERT INTO extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 VALUES
     (%(filename)s, %(file_url)s, %(file_size)s, %(format)s, CAST(%(record_id)s AS uuid),
      CAST(%(field_id)s AS uuid), CAST(%(attachment_id)s AS uuid), CAST(%(options)s AS jsonb),
-     %(max_retries)s)
+     %(max_retries)s, %(priority)s)
 ON CONFLICT (record_id, attachment_id)
     WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
 DO UPDATE SET updated_at = extraction_jobs.updated_at
@@ -301,7 +304,7 @@ RETURNING CAST(id AS text) AS id, status, (xmax <> 0) AS existing
 JOB_COPY = """
 COPY extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 FROM STDIN
 """
 
@@ -310,23 +313,23 @@ FROM STDIN
 JOB_STAGING_CREATE = """
 CREATE TEMP TABLE IF NOT EXISTS pgqueue_incoming (
     filename text, file_url text, file_size bigint, format text, record_id uuid,
-    field_id uuid, attachment_id uuid, options jsonb, max_retries integer
+    field_id uuid, attachment_id uuid, options jsonb, max_retries integer, priority smallint
 ) ON COMMIT DELETE ROWS
 """
 
 JOB_STAGING_COPY = """
 COPY pgqueue_incoming
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 FROM STDIN
 """
 
 JOB_STAGING_INSERT = """
 INSERT INTO extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 SELECT filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-       max_retries
+       max_retries, priority
 FROM pgqueue_incoming
 ON CONFLICT (record_id, attachment_id)
     WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
@@ -346,7 +349,8 @@ SELECT CAST(id AS text) AS id, filename, file_url, file_size, format,
        CAST(record_id AS text) AS record_id, CAST(field_id AS text) AS field_id,
        CAST(attachment_id AS text) AS attachment_id, status, options, result, error_message,
        error_history, retry_count, max_retries, next_retry_at, started_at, completed_at,
-       CAST(worker_id AS text) AS worker_id, created_at, updated_at
+       CAST(worker_id AS text) AS worker_id, created_at, updated_at, priority,
+       CAST(superseded_by AS text) AS superseded_by
 FROM extraction_jobs
 WHERE id = CAST(%(id)s AS uuid)
 """

@@ -53,9 +53,13 @@ def register_worker(conn: psycopg.Connection[Any], worker_id: str | None = None,
     return worker_id
 
 
-def claim(conn: psycopg.Connection[Any], worker_id: str, limit: int = 10, now: Any = None) -> list[dict[str, Any]]:
+def claim(
+    conn: psycopg.Connection[Any], worker_id: str, limit: int = 10, now: Any = None,
+    min_priority: int = 0,
+) -> list[dict[str, Any]]:
     return conn.execute(
-        sql.JOB_CLAIM.encode(), {"now": now, "limit": limit, "worker_id": worker_id}
+        sql.JOB_CLAIM.encode(),
+        {"now": now, "limit": limit, "worker_id": worker_id, "min_priority": min_priority},
     ).fetchall()
 
 

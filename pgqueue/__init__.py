@@ -26,6 +26,7 @@ from pgqueue.enqueue import (
 )
 from pgqueue.lifecycle import ExtractionJobStatus
 from pgqueue.priority import Priority
+from pgqueue.reextract import Reextraction, reextract
 from pgqueue.settings import Settings, load_settings
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "JobInfo",
     "JobRequest",
     "Priority",
+    "Reextraction",
     "Settings",
     "__version__",
     "cancel",
@@ -48,6 +50,7 @@ __all__ = [
     "get_job",
     "get_job_async",
     "load_settings",
+    "reextract",
     "retry",
     "retry_async",
 ]

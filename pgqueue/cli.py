@@ -115,6 +115,16 @@ def command_purge(arguments: argparse.Namespace) -> int:
     return commands.purge(settings_from(arguments), given, arguments.json)
 
 
+def command_reextract(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    given = commands.ReextractInput(
+        format=arguments.format, before_version=arguments.before_version, since=arguments.since,
+        until=arguments.until, dry_run=arguments.dry_run, batch=arguments.batch,
+    )
+    return commands.reextract(settings_from(arguments), given, arguments.json)
+
+
 def command_demo(arguments: argparse.Namespace) -> int:
     from pgqueue import demo
 
@@ -232,6 +242,24 @@ def add_operator_commands(commands: Any) -> None:
     purge.add_argument("--yes", action="store_true", help="confirm --include-latest without asking")
     purge.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     purge.set_defaults(handler=command_purge)
+
+    reextract = commands.add_parser(
+        "reextract", parents=[shared],
+        help="enqueue bulk jobs for results an older extractor version wrote",
+        description="For each attachment whose latest result of this format came from an older "
+                    "extractor version, enqueue a bulk job (skipping attachments with an active "
+                    "job). The old result stays readable until the new one completes.",
+    )
+    reextract.add_argument("--format", required=True, help="e.g. dxf")
+    reextract.add_argument("--before-version", type=positive, default=None, metavar="V",
+                           help="results of versions below V (default: the current version)")
+    reextract.add_argument("--since", type=duration, default=None, metavar="DURATION",
+                           help="results that finished within this long, e.g. 30d")
+    reextract.add_argument("--until", type=duration, default=None, metavar="DURATION",
+                           help="results that finished longer ago than this")
+    reextract.add_argument("--dry-run", action="store_true", help="count; enqueue nothing")
+    reextract.add_argument("--batch", type=positive, default=1000, help="results per statement")
+    reextract.set_defaults(handler=command_reextract)
 
     demo = commands.add_parser(
         "demo", help="run pgqueue end to end on generated sample files (nothing else needed)"

@@ -239,6 +239,8 @@ def render_job(job: JobInfo) -> None:
     rows.append(("priority", _priority(job.priority)))
     if job.superseded_by:
         rows.append(("superseded by", job.superseded_by))
+    if job.extractor:
+        rows.append(("extractor", f"{job.extractor} version {job.extractor_version}"))
     if job.worker_id:
         rows.append(("worker", job.worker_id))
     if job.error_message:

@@ -7,10 +7,11 @@ error; 3 database unreachable. Every failure is one line on stderr that says wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -220,6 +221,46 @@ def _report_purge(
             else f"deleted {deleted}")
     cli_output.stdout().print(
         f"{done} finished jobs older than {given.older_than} ({breakdown}){kept}")
+
+
+@dataclass(frozen=True)
+class ReextractInput:
+    format: str
+    before_version: int | None
+    since: timedelta | None
+    until: timedelta | None
+    dry_run: bool
+    batch: int
+
+
+def reextract(settings: Settings, given: ReextractInput, as_json: bool) -> int:
+    from pgqueue.reextract import InvalidReextraction
+    from pgqueue.reextract import reextract as run
+
+    try:
+        with database(settings) as conn:
+            def select(dry_run: bool, advance: Callable[[int], None] = lambda done: None) -> Any:
+                return run(conn, given.format, given.before_version, given.since, given.until,
+                           dry_run, given.batch, advance)
+
+            # A rolled-back pass counts what there is: the total of the progress bar, and
+            # the whole answer of a dry run.
+            found = select(dry_run=True)
+            done = found if given.dry_run else dataclasses.replace(found, enqueued=0, dry_run=False)
+            if not given.dry_run and found.enqueued:
+                with cli_output.progress_always(found.outdated, "re-enqueueing") as advance:
+                    done = select(dry_run=False, advance=advance)
+    except InvalidReextraction as exc:
+        raise CommandError(str(exc), USAGE) from None
+    if as_json:
+        cli_output.print_json({**vars(done), "already_active": done.already_active})
+    else:
+        verb = "would enqueue" if done.dry_run else "enqueued"
+        cli_output.stdout().print(
+            f"{done.outdated} latest {given.format} results from extractor versions before "
+            f"{done.before_version}: {verb} {done.enqueued} bulk jobs; {done.already_active} "
+            "attachments already had an active job")
+    return OK
 
 
 # --- enqueue ----------------------------------------------------------------------------------

@@ -156,6 +156,13 @@ class ExtractionJob(Base):
         doc="Lower is more urgent: interactive (10, the default), bulk (20)",
     )
 
+    # Added for extractor versions (migration 0005): who wrote ``result``, so results of an
+    # older extractor can be found and extracted again.
+    extractor: Mapped[str | None] = mapped_column(
+        Text, nullable=True, doc="The extractor that wrote the result (import path)")
+    extractor_version: Mapped[str | None] = mapped_column(
+        Text, nullable=True, doc="Its version (pgqueue.extractors.VERSIONS); 'unknown' before 0005")
+
     # Added for retention: set (by a trigger, migration 0004) on a completed job whose result a
     # newer completed job of the same attachment replaced; only those are pruned.
     superseded_by: Mapped[str | None] = mapped_column(

@@ -46,11 +46,14 @@ WITH outcome AS (
     SELECT *
     FROM unnest(
         %(ids)s::uuid[], %(worker_ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
-        %(error_types)s::text[], %(messages)s::text[]
-    ) AS outcome(id, worker_id, result, retryable, error_type, message)
+        %(error_types)s::text[], %(messages)s::text[], %(extractors)s::text[],
+        %(extractor_versions)s::text[]
+    ) AS outcome(id, worker_id, result, retryable, error_type, message, extractor,
+                 extractor_version)
 ),
 decided AS (
-    SELECT job.id, outcome.result, outcome.error_type, outcome.message,
+    SELECT job.id, outcome.result, outcome.error_type, outcome.message, outcome.extractor,
+           outcome.extractor_version,
            CASE
                WHEN outcome.result IS NOT NULL THEN 'completed'
                WHEN outcome.retryable AND job.retry_count < job.max_retries THEN 'pending'
@@ -64,6 +67,9 @@ decided AS (
 UPDATE extraction_jobs AS job
 SET status = decided.new_status,
     result = decided.result,
+    -- Who wrote the result: set with it, cleared with it.
+    extractor = decided.extractor,
+    extractor_version = decided.extractor_version,
     error_message = decided.message,
     retry_count = job.retry_count + (decided.new_status = 'pending')::int,
     next_retry_at = CASE
@@ -350,7 +356,7 @@ SELECT CAST(id AS text) AS id, filename, file_url, file_size, format,
        CAST(attachment_id AS text) AS attachment_id, status, options, result, error_message,
        error_history, retry_count, max_retries, next_retry_at, started_at, completed_at,
        CAST(worker_id AS text) AS worker_id, created_at, updated_at, priority,
-       CAST(superseded_by AS text) AS superseded_by
+       CAST(superseded_by AS text) AS superseded_by, extractor, extractor_version
 FROM extraction_jobs
 WHERE id = CAST(%(id)s AS uuid)
 """
@@ -469,4 +475,50 @@ SELECT count(*) FILTER (WHERE status = 'failed') AS failed,
 FROM extraction_jobs
 WHERE status IN ('completed', 'failed', 'cancelled')
   AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
+"""
+
+# --- re-extraction (``pgqueue reextract``) -----------------------------------------------------
+# The results it looks at: the latest completed job of each attachment (``superseded_by`` NULL)
+# of one format, written by an extractor version older than ``before_version`` (versions are
+# whole numbers; "unknown" and other text count as older), finished within the window. Read in
+# id order, a batch after ``after_id`` at a time, so a big table is read once in all.
+
+# A new bulk job per such result, with the old job's file, attachment and options; an
+# attachment with an active job is skipped (the same partial unique index as enqueue). The old
+# result stays the latest until the new job completes. Returns the batch's last id (NULL when
+# nothing was left), how many results it picked and how many jobs it enqueued. A dry run runs
+# it in a transaction that is rolled back.
+JOB_REEXTRACT_OUTDATED = """
+WITH picked AS (
+    SELECT id, filename, file_url, file_size, format, record_id, field_id, attachment_id,
+           options, max_retries
+    FROM extraction_jobs AS job
+    WHERE job.id > CAST(%(after_id)s AS uuid)
+      AND job.status = 'completed' AND job.superseded_by IS NULL
+      AND job.record_id IS NOT NULL AND job.attachment_id IS NOT NULL
+      AND job.format = %(format)s
+      AND CASE WHEN job.extractor_version ~ '^[0-9]{1,9}$'
+               THEN CAST(job.extractor_version AS integer) < %(before_version)s ELSE true END
+      AND (CAST(%(since_seconds)s AS double precision) IS NULL OR job.completed_at >= now()
+           - make_interval(secs => CAST(%(since_seconds)s AS double precision)))
+      AND (CAST(%(until_seconds)s AS double precision) IS NULL OR job.completed_at < now()
+           - make_interval(secs => CAST(%(until_seconds)s AS double precision)))
+    ORDER BY job.id
+    LIMIT %(batch)s
+),
+enqueued AS (
+    INSERT INTO extraction_jobs
+        (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+         max_retries, priority)
+    SELECT filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+           max_retries, %(priority)s
+    FROM picked
+    ON CONFLICT (record_id, attachment_id)
+        WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
+    DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT CAST(id AS text) FROM picked ORDER BY id DESC LIMIT 1) AS last_id,
+       (SELECT count(*) FROM picked) AS picked,
+       (SELECT count(*) FROM enqueued) AS enqueued
 """

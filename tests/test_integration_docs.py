@@ -34,7 +34,7 @@ from tests.workers import ROOT, Workspace, query, wait_until, worker_process
 DOC = ROOT / "docs" / "integration.md"
 VIEWS = {"pgqueue_status_by_format", "pgqueue_queue_lag", "pgqueue_throughput_per_minute",
          "pgqueue_duration_percentiles", "pgqueue_failure_reasons", "pgqueue_live_workers",
-         "pgqueue_queue_lag_by_priority"}
+         "pgqueue_queue_lag_by_priority", "pgqueue_results_by_extractor_version"}
 
 
 def pgqueue_head() -> str:

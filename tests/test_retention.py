@@ -22,6 +22,7 @@ from pgqueue import migrate, sql
 from pgqueue.settings import Settings
 from pgqueue.worker.link import Link
 from pgqueue.worker.maintenance import Maintenance
+from tests.commands import Cli
 from tests.factories import claim, finish, job, make_job, register_worker
 
 Conn = psycopg.Connection[Any]
@@ -211,15 +212,7 @@ def test_purge_follows_the_retention_rule_and_dry_run_deletes_nothing(
     conn: Conn, db_url: str, aged: dict[str, str], monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pgqueue import cli
-
-    monkeypatch.setenv("DATABASE_URL", db_url)
-
-    def pgqueue(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        code = cli.main(["purge", "--older-than", "30d", *args])
-        out, err = capsys.readouterr()
-        return code, out, err
+    pgqueue = Cli(db_url, monkeypatch, capsys, "purge", "--older-than", "30d")
 
     everything = set(aged.values())
     code, out, _ = pgqueue("--dry-run", "--json")
@@ -248,9 +241,7 @@ def test_purge_follows_the_retention_rule_and_dry_run_deletes_nothing(
 
 def test_purge_reports_nothing_to_do(db_url: str, monkeypatch: pytest.MonkeyPatch,
                                      capsys: pytest.CaptureFixture[str]) -> None:
-    from pgqueue import cli
-
-    monkeypatch.setenv("DATABASE_URL", db_url)
-    assert cli.main(["purge", "--older-than", "30d", "--include-latest"]) == 0  # nothing to confirm
-    assert "deleted 0 finished jobs" in capsys.readouterr().out
+    purge = Cli(db_url, monkeypatch, capsys, "purge", "--older-than", "30d")
+    code, out, _ = purge("--include-latest")
+    assert code == 0 and "deleted 0 finished jobs" in out  # nothing to confirm
 

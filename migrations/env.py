@@ -23,6 +23,7 @@ config = context.config
 DASHBOARD_VIEWS = frozenset({
     "pgqueue_status_by_format", "pgqueue_queue_lag", "pgqueue_throughput_per_minute",
     "pgqueue_duration_percentiles", "pgqueue_failure_reasons", "pgqueue_live_workers",
+    "pgqueue_queue_lag_by_priority", "pgqueue_results_by_extractor_version",  # migration 0005
 })
 
 

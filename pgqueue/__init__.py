@@ -25,6 +25,8 @@ from pgqueue.enqueue import (
     enqueue_bulk_async,
 )
 from pgqueue.lifecycle import ExtractionJobStatus
+from pgqueue.priority import Priority
+from pgqueue.reextract import Reextraction, reextract
 from pgqueue.settings import Settings, load_settings
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "JobChange",
     "JobInfo",
     "JobRequest",
+    "Priority",
+    "Reextraction",
     "Settings",
     "__version__",
     "cancel",
@@ -46,6 +50,7 @@ __all__ = [
     "get_job",
     "get_job_async",
     "load_settings",
+    "reextract",
     "retry",
     "retry_async",
 ]

@@ -160,8 +160,21 @@ def command_cancel(arguments: argparse.Namespace) -> int:
 def command_purge(arguments: argparse.Namespace) -> int:
     from pgqueue import commands
 
-    return commands.purge(settings_from(arguments), arguments.older_than, arguments.batch,
-                          arguments.json)
+    given = commands.PurgeInput(
+        older_than=arguments.older_than, batch=arguments.batch,
+        include_latest=arguments.include_latest, dry_run=arguments.dry_run, confirmed=arguments.yes,
+    )
+    return commands.purge(settings_from(arguments), given, arguments.json)
+
+
+def command_reextract(arguments: argparse.Namespace) -> int:
+    from pgqueue import commands
+
+    given = commands.ReextractInput(
+        format=arguments.format, before_version=arguments.before_version, since=arguments.since,
+        until=arguments.until, dry_run=arguments.dry_run, batch=arguments.batch,
+    )
+    return commands.reextract(settings_from(arguments), given, arguments.json)
 
 
 def command_web(arguments: argparse.Namespace) -> int:
@@ -300,13 +313,39 @@ def add_operator_commands(commands: Any) -> None:
     cancel.add_argument("job_id", metavar="ID")
     cancel.set_defaults(handler=command_cancel)
 
-    purge = commands.add_parser("purge", parents=[shared],
-                                help="delete finished jobs older than a duration")
+    purge = commands.add_parser(
+        "purge", parents=[shared],
+        help="delete failed, cancelled and superseded jobs older than a duration",
+        description="Deletes what retention deletes, now: failed and cancelled jobs, and results "
+                    "a newer result of the same attachment replaced. Latest results are kept.",
+    )
     purge.add_argument("--older-than", type=duration, required=True, metavar="DURATION",
                        help="e.g. 30d; jobs that finished longer ago are deleted")
-    purge.add_argument("--batch", type=positive, default=1000, metavar="N",
-                       help="rows deleted per statement (default: 1000)")
+    purge.add_argument("--batch", type=positive, default=1000, help="rows deleted per statement")
+    purge.add_argument("--include-latest", action="store_true",
+                       help="also delete latest results and completed jobs without an attachment "
+                            "(asks first)")
+    purge.add_argument("--yes", action="store_true", help="confirm --include-latest without asking")
+    purge.add_argument("--dry-run", action="store_true", help="say what would be deleted; delete nothing")
     purge.set_defaults(handler=command_purge)
+
+    reextract = commands.add_parser(
+        "reextract", parents=[shared],
+        help="enqueue bulk jobs for results an older extractor version wrote",
+        description="For each attachment whose latest result of this format came from an older "
+                    "extractor version, enqueue a bulk job (skipping attachments with an active "
+                    "job). The old result stays readable until the new one completes.",
+    )
+    reextract.add_argument("--format", required=True, help="e.g. dxf")
+    reextract.add_argument("--before-version", type=positive, default=None, metavar="V",
+                           help="results of versions below V (default: the current version)")
+    reextract.add_argument("--since", type=duration, default=None, metavar="DURATION",
+                           help="results that finished within this long, e.g. 30d")
+    reextract.add_argument("--until", type=duration, default=None, metavar="DURATION",
+                           help="results that finished longer ago than this")
+    reextract.add_argument("--dry-run", action="store_true", help="count; enqueue nothing")
+    reextract.add_argument("--batch", type=positive, default=1000, help="results per statement")
+    reextract.set_defaults(handler=command_reextract)
 
     web = commands.add_parser(
         "web", parents=[database_flags(json_flag=False)],

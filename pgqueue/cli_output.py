@@ -31,6 +31,7 @@ from pgqueue.control import JobChange, JobInfo
 from pgqueue.durations import describe
 from pgqueue.inert_text import escape_json_text, inert
 from pgqueue.operations import JobPage, StatusReport
+from pgqueue.priority import Priority
 from pgqueue.result_summary import summarize
 from pgqueue.storage.urls import redact
 
@@ -253,6 +254,11 @@ def render_job(job: JobInfo, full: bool = False) -> None:
     ]
     if job.status == "pending":
         rows.append(("due", Text(_when(job.next_retry_at))))
+    rows.append(("priority", Text(_priority(job.priority))))
+    if job.superseded_by:
+        rows.append(("superseded by", stored(job.superseded_by)))
+    if job.extractor:
+        rows.append(("extractor", stored(f"{job.extractor} version {job.extractor_version}")))
     if job.worker_id:
         rows.append(("worker", stored(job.worker_id)))
     if job.error_message:
@@ -276,6 +282,11 @@ def render_job(job: JobInfo, full: bool = False) -> None:
         console.print(Text("Result", style="bold"))
         text = json.dumps(job.result, indent=2, ensure_ascii=False)
         console.print(Text(escape_json_text(text)))
+
+
+def _priority(value: int) -> str:
+    names = {int(level): level.name.lower() for level in Priority}
+    return f"{value} ({names[value]})" if value in names else str(value)
 
 
 def change_message(change: JobChange, action: str) -> str:

@@ -7,11 +7,13 @@ error; 3 database unreachable. Every failure is one line on stderr that says wha
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
 import signal
-from collections.abc import Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -242,13 +244,100 @@ def _report_change(change: Any, action: str, as_json: bool) -> int:
     return OK
 
 
-def purge(settings: Settings, older_than: timedelta, batch: int, as_json: bool) -> int:
+@dataclass(frozen=True)
+class PurgeInput:
+    older_than: timedelta
+    batch: int
+    include_latest: bool
+    dry_run: bool
+    confirmed: bool
+
+
+def purge(settings: Settings, given: PurgeInput, as_json: bool) -> int:
     with database(settings) as conn:
-        deleted = operations.purge(conn, older_than, batch)
+        counts = operations.purge_counts(conn, given.older_than)
+        if given.dry_run:
+            _report_purge(given, counts, None, as_json)
+            return OK
+        if given.include_latest and counts.latest + counts.unlinked and not given.confirmed:
+            _confirm_latest(counts)
+        deleted = operations.purge(conn, given.older_than, given.batch, given.include_latest)
+    _report_purge(given, counts, deleted, as_json)
+    return OK
+
+
+def _confirm_latest(counts: operations.PurgeCounts) -> None:
+    question = (f"--include-latest deletes {counts.latest} latest results of attachments and "
+                f"{counts.unlinked} completed jobs without an attachment; PyBase cannot read "
+                "them afterwards")
+    if not sys.stdin.isatty():
+        raise CommandError(f"{question}: give --yes to confirm", USAGE)
+    answer = input(f"{question}. Type 'yes' to delete them: ")
+    if answer.strip().lower() != "yes":
+        raise CommandError("nothing deleted", NOT_FOUND)
+
+
+def _report_purge(
+    given: PurgeInput, counts: operations.PurgeCounts, deleted: int | None, as_json: bool
+) -> None:
     if as_json:
-        cli_output.print_json({"deleted": deleted, "older_than_seconds": older_than.total_seconds()})
+        cli_output.print_json({
+            "deleted": deleted, "would_delete": counts.deleted_by(given.include_latest),
+            "older_than_seconds": given.older_than.total_seconds(),
+            "include_latest": given.include_latest, "dry_run": given.dry_run,
+            "finished_before_cutoff": vars(counts),
+        })
+        return
+    kept = "" if given.include_latest else (
+        f"; kept: {counts.latest} latest results, {counts.unlinked} completed jobs without an "
+        "attachment")
+    breakdown = (f"{counts.failed} failed, {counts.cancelled} cancelled, "
+                 f"{counts.superseded} superseded results")
+    if given.include_latest:
+        breakdown += f", {counts.latest} latest results, {counts.unlinked} without an attachment"
+    done = (f"would delete {counts.deleted_by(given.include_latest)}" if deleted is None
+            else f"deleted {deleted}")
+    cli_output.stdout().print(
+        f"{done} finished jobs older than {given.older_than} ({breakdown}){kept}")
+
+
+@dataclass(frozen=True)
+class ReextractInput:
+    format: str
+    before_version: int | None
+    since: timedelta | None
+    until: timedelta | None
+    dry_run: bool
+    batch: int
+
+
+def reextract(settings: Settings, given: ReextractInput, as_json: bool) -> int:
+    from pgqueue.reextract import InvalidReextraction
+    from pgqueue.reextract import reextract as run
+
+    try:
+        with database(settings) as conn:
+            def select(dry_run: bool, advance: Callable[[int], None] = lambda done: None) -> Any:
+                return run(conn, given.format, given.before_version, given.since, given.until,
+                           dry_run, given.batch, advance)
+
+            # A rolled-back pass counts what there is: the total of the progress bar, and
+            # the whole answer of a dry run.
+            found = select(dry_run=True)
+            done = found if given.dry_run else dataclasses.replace(found, enqueued=0, dry_run=False)
+            if not given.dry_run and found.enqueued:
+                with cli_output.progress_always(found.outdated, "re-enqueueing") as advance:
+                    done = select(dry_run=False, advance=advance)
+    except InvalidReextraction as exc:
+        raise CommandError(str(exc), USAGE) from None
+    if as_json:
+        cli_output.print_json({**vars(done), "already_active": done.already_active})
     else:
-        cli_output.stdout().print(f"deleted {deleted} finished jobs older than {older_than}")
+        verb = "would enqueue" if done.dry_run else "enqueued"
+        cli_output.stdout().print(
+            f"{done.outdated} latest {given.format} results from extractor versions before "
+            f"{done.before_version}: {verb} {done.enqueued} bulk jobs; {done.already_active} "
+            "attachments already had an active job")
     return OK
 
 

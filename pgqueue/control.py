@@ -71,6 +71,13 @@ class JobInfo:
     worker_id: str | None
     created_at: datetime
     updated_at: datetime
+    priority: int = 10
+    """Lower is more urgent: interactive 10, bulk 20 (``pgqueue.priority``)."""
+    superseded_by: str | None = None
+    """On a completed job: the newer completed job of the same attachment that replaced it."""
+    extractor: str | None = None
+    """The extractor that wrote ``result`` ("unknown" version: written before versions)."""
+    extractor_version: str | None = None
 
     @property
     def finished(self) -> bool:

@@ -24,6 +24,7 @@ from pgqueue import extractors, sql
 from pgqueue.errors import InvalidFileUrl
 from pgqueue.extractors import schemas
 from pgqueue.inert_text import UNSAFE, inert
+from pgqueue.priority import Priority, priority_names, priority_value
 from pgqueue.storage.urls import MAX_URL_LENGTH, redact, scheme_of
 
 MAX_FILENAME = 255
@@ -48,6 +49,9 @@ class JobRequest:
     field_id: str | uuid.UUID | None = None
     attachment_id: str | uuid.UUID | None = None
     max_retries: int = 3
+    priority: Priority | int | str | None = None
+    """A level (``Priority.BULK``), its name (``"bulk"``) or 0-100, lower more urgent. None:
+    ``interactive`` for ``enqueue``, ``bulk`` for ``enqueue_bulk``."""
 
     def __post_init__(self) -> None:
         problems = _problems(self)
@@ -65,15 +69,23 @@ class JobRequest:
             "attachment_id": _uuid_text(self.attachment_id),
             "options": _options_json(self.options),
             "max_retries": self.max_retries,
+            "priority": self.priority_or(Priority.INTERACTIVE),
         }
 
     def row(self) -> tuple[Any, ...]:
-        """The COPY row, in ``sql.JOB_STAGING_COPY``'s column order."""
+        """The COPY row, in ``sql.JOB_STAGING_COPY``'s column order (bulk by default)."""
         return (
             self.filename, self.file_url, self.file_size, self.format,
             _uuid_text(self.record_id), _uuid_text(self.field_id), _uuid_text(self.attachment_id),
-            _options_json(self.options), self.max_retries,
+            _options_json(self.options), self.max_retries, self.priority_or(Priority.BULK),
         )
+
+    def priority_or(self, default: Priority) -> int:
+        if self.priority is None:
+            return int(default)
+        value = priority_value(self.priority)
+        assert value is not None  # checked on creation
+        return value
 
 
 @dataclass(frozen=True)
@@ -115,6 +127,7 @@ def _problems(job: JobRequest) -> list[str]:
         and type(job.options) is dict and not job.options
         and job.record_id is None and job.field_id is None and job.attachment_id is None
         and type(job.max_retries) is int and 0 <= job.max_retries <= 100
+        and job.priority is None
         and job.filename.strip()
     ):
         return []  # the common case of a back-fill, checked without building messages
@@ -162,6 +175,9 @@ def _problems(job: JobRequest) -> list[str]:
             problems.append(f"{name} must be a UUID, got {value!r}")
     if isinstance(job.max_retries, bool) or not isinstance(job.max_retries, int) or not 0 <= job.max_retries <= 100:
         problems.append(f"max_retries must be an integer from 0 to 100, got {job.max_retries!r}")
+    if job.priority is not None and priority_value(job.priority) is None:
+        problems.append(f"priority must be {priority_names()} or an integer from 0 (most urgent) "
+                        f"to 100, got {job.priority!r}")
     return problems
 
 

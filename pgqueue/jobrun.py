@@ -44,6 +44,9 @@ class Outcome:
     error_type: str | None = None
     error_message: str | None = None
     duration: float = 0.0
+    extractor: str | None = None
+    """On success: the extractor's name and version (``extractors.identity``)."""
+    extractor_version: str | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -78,7 +81,9 @@ def run_job(job: JobInput, settings: Settings) -> Outcome:
 
         with fetch(job.file_url, settings) as path, using(context):
             result = extract(path, options)
-        return Outcome(job.id, to_json(result), duration=time.monotonic() - started)
+        name, version = extractors.identity(job.format)
+        return Outcome(job.id, to_json(result), duration=time.monotonic() - started,
+                       extractor=name, extractor_version=version)
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise

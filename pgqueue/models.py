@@ -4,9 +4,9 @@
 DESIGN.md: server-side defaults (a plain SQL ``INSERT`` is a complete job), ``JSONB`` for options
 and results, a ``BigInteger`` file size, ``next_retry_at`` never NULL (a NULL would never become
 due), and CHECK constraints that make the database agree with the lifecycle in
-``pgqueue.lifecycle``. Added columns: ``worker_id`` (who holds a processing job) and
-``error_history`` (one entry per failed attempt). Neither is indexed: every index on a hot
-column costs every update.
+``pgqueue.lifecycle``. Added columns: ``worker_id`` (who holds a processing job),
+``error_history`` (one entry per failed attempt) and ``superseded_by`` (a result replaced by a
+newer one, for retention). None is indexed: every index on a hot column costs every update.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -35,6 +36,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pgqueue.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, ExtractionJobStatus
+from pgqueue.priority import LOWEST_URGENCY, Priority
 
 __all__ = ["Base", "ExtractionJob", "ExtractionJobStatus", "Worker", "metadata"]
 
@@ -51,6 +53,12 @@ TIMES_IN_RANGE = " AND ".join(
     f"{column} BETWEEN '1900-01-01 00:00:00+00' AND '9999-01-01 00:00:00+00'"
     for column in ("created_at", "updated_at", "next_retry_at", "started_at", "completed_at")
 )
+
+
+# A job's attachment is (record_id, attachment_id); a job missing either is "unlinked" (a
+# deleted record sets record_id NULL). Retention keys on these (see migration 0004).
+PRUNABLE = "status IN ('failed', 'cancelled') OR superseded_by IS NOT NULL"
+UNLINKED_COMPLETED = "status = 'completed' AND (record_id IS NULL OR attachment_id IS NULL)"
 
 
 def _sql_list(values: tuple[str, ...]) -> str:
@@ -141,6 +149,27 @@ class ExtractionJob(Base):
         doc="One entry per failed attempt: at, attempt, error_type, message, worker_id",
     )
 
+    # Added for priorities (migration 0005): lower is more urgent; see pgqueue.priority.
+    priority: Mapped[int] = mapped_column(
+        SmallInteger, nullable=False, default=int(Priority.INTERACTIVE),
+        server_default=text(str(int(Priority.INTERACTIVE))),
+        doc="Lower is more urgent: interactive (10, the default), bulk (20)",
+    )
+
+    # Added for extractor versions (migration 0005): who wrote ``result``, so results of an
+    # older extractor can be found and extracted again.
+    extractor: Mapped[str | None] = mapped_column(
+        Text, nullable=True, doc="The extractor that wrote the result (import path)")
+    extractor_version: Mapped[str | None] = mapped_column(
+        Text, nullable=True, doc="Its version (pgqueue.extractors.VERSIONS); 'unknown' before 0005")
+
+    # Added for retention: set (by a trigger, migration 0004) on a completed job whose result a
+    # newer completed job of the same attachment replaced; only those are pruned.
+    superseded_by: Mapped[str | None] = mapped_column(
+        UUID(as_uuid=False), nullable=True,
+        doc="The newer completed job of the same attachment that replaced this result",
+    )
+
     __table_args__ = (
         # The spec's five indexes, names and columns unchanged.
         Index("ix_extraction_jobs_status", "status"),
@@ -182,6 +211,23 @@ class ExtractionJob(Base):
         ),
         CheckConstraint("file_size >= 0", name="ck_extraction_jobs_file_size"),
         CheckConstraint(TIMES_IN_RANGE, name=TIMES_IN_RANGE_NAME),
+        CheckConstraint(
+            "superseded_by IS NULL OR status = 'completed'",
+            name="ck_extraction_jobs_superseded_completed",
+        ),
+        CheckConstraint(f"priority BETWEEN 0 AND {LOWEST_URGENCY}", name="ck_extraction_jobs_priority"),
+        # The claim's order: pending jobs, most urgent first, then longest due (migration 0005).
+        Index(
+            "ix_extraction_jobs_claim", "priority", "next_retry_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+        # Retention (migration 0004): what default pruning deletes, and the opt-in pruning of
+        # completed jobs without an attachment. Latest results are in neither.
+        Index("ix_extraction_jobs_prunable", "completed_at", postgresql_where=text(PRUNABLE)),
+        Index(
+            "ix_extraction_jobs_unlinked_completed", "completed_at",
+            postgresql_where=text(UNLINKED_COMPLETED),
+        ),
         CheckConstraint(
             "options IS NULL OR jsonb_typeof(options) = 'object'",
             name="ck_extraction_jobs_options_object",

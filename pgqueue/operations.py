@@ -139,13 +139,43 @@ def retry_failed(
             return retried
 
 
-def purge(conn: psycopg.Connection[Any], older_than: timedelta, batch: int = 1000) -> int:
-    """Delete finished jobs that finished longer ago than ``older_than``; how many.
-    Pending and processing jobs are never touched. Each batch commits."""
+@dataclass(frozen=True)
+class PurgeCounts:
+    """Finished jobs older than the purge's cutoff, by what retention makes of them."""
+
+    failed: int
+    cancelled: int
+    superseded: int
+    """Completed, with a newer completed job of the same attachment."""
+    latest: int
+    """Completed, the latest result of their attachment."""
+    unlinked: int
+    """Completed, without an attachment (no record_id or no attachment_id)."""
+
+    def deleted_by(self, include_latest: bool) -> int:
+        kept_by_default = self.failed + self.cancelled + self.superseded
+        return kept_by_default + (self.latest + self.unlinked if include_latest else 0)
+
+
+def purge_counts(conn: psycopg.Connection[Any], older_than: timedelta) -> PurgeCounts:
+    row = _fetch(conn, sql.JOB_COUNT_PURGEABLE, {"older_than_seconds": older_than.total_seconds()})[0]
+    return PurgeCounts(**{name: int(value) for name, value in row.items()})
+
+
+def purge(
+    conn: psycopg.Connection[Any], older_than: timedelta, batch: int = 1000,
+    include_latest: bool = False,
+) -> int:
+    """Delete finished jobs that finished longer ago than ``older_than``; how many. By default
+    the retention rule: failed, cancelled and superseded jobs; ``include_latest`` deletes the
+    latest results (and completed jobs without an attachment) too. Pending and processing jobs
+    are never touched. Each batch commits."""
+    statement = sql.JOB_PURGE_ALL_FINISHED if include_latest else sql.JOB_PRUNE_FINISHED
     deleted = 0
     while True:
-        rows = _fetch(conn, sql.JOB_PURGE_FINISHED, {
-            "older_than_seconds": older_than.total_seconds(), "batch": batch,
+        rows = _fetch(conn, statement, {
+            "older_than_seconds": older_than.total_seconds(), "batch": batch, "lock_key": None,
+            "unlinked_older_than_seconds": None,
         })
         deleted += len(rows)
         if len(rows) < batch:

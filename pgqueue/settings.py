@@ -68,6 +68,11 @@ class Settings(BaseModel):
         30.0, ge=0, le=86400,
         description="With --burst: seconds to wait for an unreachable database, then exit 3.",
     )
+    reserved_share: float = Field(
+        0.0, ge=0, lt=1,
+        description="Share of a worker's slots (rounded down) kept for jobs less urgent than "
+                    "interactive while any are due. 0: strict priority.",
+    )
 
     # --- retries -----------------------------------------------------------------------------
     backoff_base: float = Field(30.0, ge=0, description="Seconds before the first retry.")
@@ -76,7 +81,15 @@ class Settings(BaseModel):
     backoff_jitter: float = Field(0.25, ge=0, le=1, description="Random extra wait, as a fraction.")
 
     # --- retention ---------------------------------------------------------------------------
-    retention_days: float = Field(30.0, gt=0, description="Finished jobs older than this are pruned.")
+    retention_days: float = Field(
+        30.0, gt=0,
+        description="Failed, cancelled and superseded jobs older than this are pruned "
+                    "(an attachment's latest result is kept).",
+    )
+    retention_unlinked_days: float | None = Field(
+        None, gt=0,
+        description="Completed jobs without an attachment older than this are pruned. Unset: kept.",
+    )
     prune_batch: int = Field(1000, ge=1, description="Rows deleted per pruning statement.")
 
     # --- isolation limits ---------------------------------------------------------------------

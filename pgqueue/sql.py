@@ -19,7 +19,10 @@ WITH due AS (
       -- Only a registered worker claims: one declared lost (and deleted from the registry)
       -- claims nothing until its heartbeat has registered it under a new identity.
       AND EXISTS (SELECT 1 FROM pgqueue_workers WHERE id = %(worker_id)s)
-    ORDER BY next_retry_at
+      -- 0 takes any job; a worker's slots reserved for less urgent work pass a higher bound.
+      AND priority >= %(min_priority)s
+    -- Most urgent first (index ix_extraction_jobs_claim: pending jobs by priority, due time).
+    ORDER BY priority, next_retry_at
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 )
@@ -31,7 +34,7 @@ SET status = 'processing',
 FROM due
 WHERE job.id = due.id
 RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.format,
-          job.options::text AS options, job.retry_count, job.max_retries
+          job.options::text AS options, job.retry_count, job.max_retries, job.priority
 """
 
 # A batch of outcomes, fenced: only rows still processing and held by the worker identity that
@@ -43,11 +46,14 @@ WITH outcome AS (
     SELECT *
     FROM unnest(
         %(ids)s::uuid[], %(worker_ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
-        %(error_types)s::text[], %(messages)s::text[]
-    ) AS outcome(id, worker_id, result, retryable, error_type, message)
+        %(error_types)s::text[], %(messages)s::text[], %(extractors)s::text[],
+        %(extractor_versions)s::text[]
+    ) AS outcome(id, worker_id, result, retryable, error_type, message, extractor,
+                 extractor_version)
 ),
 decided AS (
-    SELECT job.id, outcome.result, outcome.error_type, outcome.message,
+    SELECT job.id, outcome.result, outcome.error_type, outcome.message, outcome.extractor,
+           outcome.extractor_version,
            CASE
                WHEN outcome.result IS NOT NULL THEN 'completed'
                WHEN outcome.retryable AND job.retry_count < job.max_retries THEN 'pending'
@@ -61,6 +67,9 @@ decided AS (
 UPDATE extraction_jobs AS job
 SET status = decided.new_status,
     result = decided.result,
+    -- Who wrote the result: set with it, cleared with it.
+    extractor = decided.extractor,
+    extractor_version = decided.extractor_version,
     error_message = decided.message,
     retry_count = job.retry_count + (decided.new_status = 'pending')::int,
     next_retry_at = CASE
@@ -220,21 +229,40 @@ SELECT rescued.*, (SELECT count(*) FROM dead) AS dead_workers,
 FROM rescued
 """
 
-# Finished jobs past their retention, a bounded batch at a time.
+# Retention, a bounded batch at a time (up to ``batch`` rows of each kind): failed and cancelled
+# jobs, and completed ones whose result a newer completed job of the same attachment replaced
+# (``superseded_by``, kept by a trigger), older than ``older_than_seconds``; and, only when
+# ``unlinked_older_than_seconds`` is given, completed jobs without an attachment (no record_id or
+# no attachment_id: the web app may hold their ids). The latest result of an attachment is never
+# deleted. Each kind is read from a partial index that holds only that kind. The maintenance
+# loop passes its lock key (one worker at a time); ``pgqueue purge`` passes NULL: it is asked
+# for, not scheduled.
 JOB_PRUNE_FINISHED = """
 WITH lead AS (
-    SELECT pg_try_advisory_xact_lock(%(lock_key)s) AS leader
+    SELECT CAST(%(lock_key)s AS bigint) IS NULL
+           OR pg_try_advisory_xact_lock(CAST(%(lock_key)s AS bigint)) AS leader
 ),
-old AS (
+replaced AS (
     SELECT id FROM extraction_jobs
-    WHERE status IN ('completed', 'failed', 'cancelled')
-      AND completed_at < now() - make_interval(secs => %(retention_seconds)s)
+    WHERE (status IN ('failed', 'cancelled') OR superseded_by IS NOT NULL)
+      AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
+      AND (SELECT leader FROM lead)
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+),
+unlinked AS (
+    SELECT id FROM extraction_jobs
+    WHERE status = 'completed' AND (record_id IS NULL OR attachment_id IS NULL)
+      AND completed_at < now() - make_interval(
+          secs => CAST(%(unlinked_older_than_seconds)s AS double precision))
       AND (SELECT leader FROM lead)
     LIMIT %(batch)s
     FOR UPDATE SKIP LOCKED
 )
-DELETE FROM extraction_jobs AS job USING old WHERE job.id = old.id
-RETURNING job.id::text AS id
+-- An id array, not a join: a join to the picked rows may hash the whole table.
+DELETE FROM extraction_jobs AS job
+WHERE job.id = ANY(ARRAY(SELECT id FROM replaced UNION ALL SELECT id FROM unlinked))
+RETURNING CAST(job.id AS text) AS id
 """
 
 # Due jobs and the age of the oldest one, for metrics (bounded: counts at most 10,000).
@@ -267,11 +295,11 @@ CHANNEL_CANCEL = "pgqueue_cancel"
 JOB_ENQUEUE = """
 INSERT INTO extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 VALUES
     (%(filename)s, %(file_url)s, %(file_size)s, %(format)s, CAST(%(record_id)s AS uuid),
      CAST(%(field_id)s AS uuid), CAST(%(attachment_id)s AS uuid), CAST(%(options)s AS jsonb),
-     %(max_retries)s)
+     %(max_retries)s, %(priority)s)
 ON CONFLICT (record_id, attachment_id)
     WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
 DO UPDATE SET updated_at = extraction_jobs.updated_at
@@ -282,7 +310,7 @@ RETURNING CAST(id AS text) AS id, status, (xmax <> 0) AS existing
 JOB_COPY = """
 COPY extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 FROM STDIN
 """
 
@@ -291,23 +319,23 @@ FROM STDIN
 JOB_STAGING_CREATE = """
 CREATE TEMP TABLE IF NOT EXISTS pgqueue_incoming (
     filename text, file_url text, file_size bigint, format text, record_id uuid,
-    field_id uuid, attachment_id uuid, options jsonb, max_retries integer
+    field_id uuid, attachment_id uuid, options jsonb, max_retries integer, priority smallint
 ) ON COMMIT DELETE ROWS
 """
 
 JOB_STAGING_COPY = """
 COPY pgqueue_incoming
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 FROM STDIN
 """
 
 JOB_STAGING_INSERT = """
 INSERT INTO extraction_jobs
     (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-     max_retries)
+     max_retries, priority)
 SELECT filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
-       max_retries
+       max_retries, priority
 FROM pgqueue_incoming
 ON CONFLICT (record_id, attachment_id)
     WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
@@ -327,7 +355,8 @@ SELECT CAST(id AS text) AS id, filename, file_url, file_size, format,
        CAST(record_id AS text) AS record_id, CAST(field_id AS text) AS field_id,
        CAST(attachment_id AS text) AS attachment_id, status, options, result, error_message,
        error_history, retry_count, max_retries, next_retry_at, started_at, completed_at,
-       CAST(worker_id AS text) AS worker_id, created_at, updated_at
+       CAST(worker_id AS text) AS worker_id, created_at, updated_at, priority,
+       CAST(superseded_by AS text) AS superseded_by, extractor, extractor_version
 FROM extraction_jobs
 WHERE id = CAST(%(id)s AS uuid)
 """
@@ -419,9 +448,9 @@ FROM extraction_jobs
 WHERE id = ANY(CAST(%(ids)s AS uuid[]))
 """
 
-# An operator's purge (``pgqueue purge``): finished jobs older than asked, a bounded batch at a
-# time. Unlike JOB_PRUNE_FINISHED it takes no maintenance lock: it is asked for, not scheduled.
-JOB_PURGE_FINISHED = """
+# ``pgqueue purge --include-latest``: every finished job older than asked, latest results
+# included, a bounded batch at a time. (Without the flag, purge runs JOB_PRUNE_FINISHED.)
+JOB_PURGE_ALL_FINISHED = """
 WITH old AS (
     SELECT id FROM extraction_jobs
     WHERE status IN ('completed', 'failed', 'cancelled')
@@ -497,4 +526,65 @@ WHERE status = 'failed' AND completed_at >= now() - interval '24 hours'
 GROUP BY 1
 ORDER BY jobs DESC, last_seen DESC
 LIMIT 10
+"""
+
+# What ``pgqueue purge --dry-run`` reports: finished jobs older than asked, by what retention
+# makes of them.
+JOB_COUNT_PURGEABLE = """
+SELECT count(*) FILTER (WHERE status = 'failed') AS failed,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       count(*) FILTER (WHERE status = 'completed' AND superseded_by IS NOT NULL) AS superseded,
+       count(*) FILTER (WHERE status = 'completed' AND superseded_by IS NULL
+                        AND record_id IS NOT NULL AND attachment_id IS NOT NULL) AS latest,
+       count(*) FILTER (WHERE status = 'completed'
+                        AND (record_id IS NULL OR attachment_id IS NULL)) AS unlinked
+FROM extraction_jobs
+WHERE status IN ('completed', 'failed', 'cancelled')
+  AND completed_at < now() - make_interval(secs => %(older_than_seconds)s)
+"""
+
+# --- re-extraction (``pgqueue reextract``) -----------------------------------------------------
+# The results it looks at: the latest completed job of each attachment (``superseded_by`` NULL)
+# of one format, written by an extractor version older than ``before_version`` (versions are
+# whole numbers; "unknown" and other text count as older), finished within the window. Read in
+# id order, a batch after ``after_id`` at a time, so a big table is read once in all.
+
+# A new bulk job per such result, with the old job's file, attachment and options; an
+# attachment with an active job is skipped (the same partial unique index as enqueue). The old
+# result stays the latest until the new job completes. Returns the batch's last id (NULL when
+# nothing was left), how many results it picked and how many jobs it enqueued. A dry run runs
+# it in a transaction that is rolled back.
+JOB_REEXTRACT_OUTDATED = """
+WITH picked AS (
+    SELECT id, filename, file_url, file_size, format, record_id, field_id, attachment_id,
+           options, max_retries
+    FROM extraction_jobs AS job
+    WHERE job.id > CAST(%(after_id)s AS uuid)
+      AND job.status = 'completed' AND job.superseded_by IS NULL
+      AND job.record_id IS NOT NULL AND job.attachment_id IS NOT NULL
+      AND job.format = %(format)s
+      AND CASE WHEN job.extractor_version ~ '^[0-9]{1,9}$'
+               THEN CAST(job.extractor_version AS integer) < %(before_version)s ELSE true END
+      AND (CAST(%(since_seconds)s AS double precision) IS NULL OR job.completed_at >= now()
+           - make_interval(secs => CAST(%(since_seconds)s AS double precision)))
+      AND (CAST(%(until_seconds)s AS double precision) IS NULL OR job.completed_at < now()
+           - make_interval(secs => CAST(%(until_seconds)s AS double precision)))
+    ORDER BY job.id
+    LIMIT %(batch)s
+),
+enqueued AS (
+    INSERT INTO extraction_jobs
+        (filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+         max_retries, priority)
+    SELECT filename, file_url, file_size, format, record_id, field_id, attachment_id, options,
+           max_retries, %(priority)s
+    FROM picked
+    ON CONFLICT (record_id, attachment_id)
+        WHERE status IN ('pending', 'processing') AND attachment_id IS NOT NULL
+    DO NOTHING
+    RETURNING id
+)
+SELECT (SELECT CAST(id AS text) FROM picked ORDER BY id DESC LIMIT 1) AS last_id,
+       (SELECT count(*) FROM picked) AS picked,
+       (SELECT count(*) FROM enqueued) AS enqueued
 """

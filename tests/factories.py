@@ -53,9 +53,13 @@ def register_worker(conn: psycopg.Connection[Any], worker_id: str | None = None,
     return worker_id
 
 
-def claim(conn: psycopg.Connection[Any], worker_id: str, limit: int = 10, now: Any = None) -> list[dict[str, Any]]:
+def claim(
+    conn: psycopg.Connection[Any], worker_id: str, limit: int = 10, now: Any = None,
+    min_priority: int = 0,
+) -> list[dict[str, Any]]:
     return conn.execute(
-        sql.JOB_CLAIM.encode(), {"now": now, "limit": limit, "worker_id": worker_id}
+        sql.JOB_CLAIM.encode(),
+        {"now": now, "limit": limit, "worker_id": worker_id, "min_priority": min_priority},
     ).fetchall()
 
 
@@ -63,8 +67,11 @@ def finish(
     conn: psycopg.Connection[Any],
     worker_id: str,
     outcomes: list[tuple[str, str | None, bool, str | None, str | None]],
+    extractor: str = "test:extract",
+    version: str = "1",
 ) -> list[dict[str, Any]]:
-    """outcomes: (job id, result json or None, retryable, error type, message)."""
+    """outcomes: (job id, result json or None, retryable, error type, message). Results are
+    recorded as written by ``extractor`` at ``version``."""
     params = {
         "ids": [o[0] for o in outcomes],
         "worker_ids": [worker_id for _ in outcomes],
@@ -72,6 +79,8 @@ def finish(
         "retryable": [o[2] for o in outcomes],
         "error_types": [o[3] for o in outcomes],
         "messages": [o[4] for o in outcomes],
+        "extractors": [extractor if o[1] is not None else None for o in outcomes],
+        "extractor_versions": [version if o[1] is not None else None for o in outcomes],
         **BACKOFF,
     }
     return conn.execute(sql.JOB_FINISH_MANY.encode(), params).fetchall()

@@ -19,6 +19,9 @@ from tests.workers import ROOT
 VIEW_COLUMNS = {
     "pgqueue_status_by_format": ["format", "status", "jobs"],
     "pgqueue_queue_lag": ["due_jobs", "oldest_due_at", "lag_seconds"],
+    "pgqueue_queue_lag_by_priority": ["priority", "level", "due_jobs", "oldest_due_at", "lag_seconds"],
+    "pgqueue_results_by_extractor_version": [
+        "format", "extractor", "extractor_version", "latest_results", "last_completed_at"],
     "pgqueue_throughput_per_minute": ["minute", "format", "completed", "failed"],
     "pgqueue_duration_percentiles": ["format", "p50", "p95", "p99", "jobs"],
     "pgqueue_failure_reasons": ["error_type", "message_prefix", "jobs", "last_seen"],

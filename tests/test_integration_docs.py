@@ -33,16 +33,16 @@ from tests.workers import ROOT, Workspace, query, wait_until, worker_process
 
 DOC = ROOT / "docs" / "integration.md"
 VIEWS = {"pgqueue_status_by_format", "pgqueue_queue_lag", "pgqueue_throughput_per_minute",
-         "pgqueue_duration_percentiles", "pgqueue_failure_reasons", "pgqueue_live_workers"}
+         "pgqueue_duration_percentiles", "pgqueue_failure_reasons", "pgqueue_live_workers",
+         "pgqueue_queue_lag_by_priority", "pgqueue_results_by_extractor_version"}
 
 
 def pgqueue_head() -> str:
-    """The newest revision of pgqueue's migrations, read from the migration scripts."""
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory(str(Path(__file__).resolve().parent.parent / "migrations")).get_current_head()
-    assert head is not None
-    return head
+    from pgqueue.migrate import alembic_config
+
+    return str(ScriptDirectory.from_config(alembic_config()).get_current_head())
 
 
 def blocks(language: str) -> list[tuple[int, str]]:

@@ -20,8 +20,8 @@ from tests.workers import wait_until
 Conn = psycopg.Connection[Any]
 
 
-def test_claim_uses_the_status_next_retry_at_index(conn: Conn) -> None:
-    """With a backlog (the case that matters) the claim walks the composite index in order."""
+def test_claim_uses_the_pending_priority_index(conn: Conn) -> None:
+    """With a backlog (the case that matters) the claim walks the claim index in order."""
     conn.execute(
         """
         INSERT INTO extraction_jobs (filename, file_url, file_size, format, status, completed_at)
@@ -35,10 +35,10 @@ def test_claim_uses_the_status_next_retry_at_index(conn: Conn) -> None:
     conn.execute("ANALYZE extraction_jobs")
     plan = conn.execute(
         b"EXPLAIN (FORMAT JSON) " + sql.JOB_CLAIM.encode(),
-        {"now": None, "limit": 10, "worker_id": str(uuid.uuid4())},
+        {"now": None, "limit": 10, "worker_id": str(uuid.uuid4()), "min_priority": 0},
     ).fetchone()
     text = json.dumps(plan)
-    assert "ix_extraction_jobs_status_retry" in text, text
+    assert "ix_extraction_jobs_claim" in text, text
     assert '"Sort"' not in text, text  # the index gives the order
 
 

@@ -28,7 +28,20 @@ BUILTIN: dict[str, str] = {
     "werk24": "pgqueue.extractors.werk24:extract",
 }
 
+# The version of each built-in extractor, recorded with every result. Bump a format's version
+# when its output changes (a fix that adds or corrects values): `pgqueue reextract` finds the
+# results written by older versions. One line per format, so bumps merge easily.
+VERSIONS: dict[str, str] = {
+    "pdf": "1",
+    "dxf": "1",
+    "ifc": "1",
+    "step": "1",
+    "werk24": "1",
+}
+UNVERSIONED = "unversioned"
+
 _registry: dict[str, Extractor | str] = dict(BUILTIN)
+_replaced: set[str] = set()
 
 
 def register(fmt: str, extractor: Extractor | str) -> None:
@@ -36,6 +49,7 @@ def register(fmt: str, extractor: Extractor | str) -> None:
     if not fmt or len(fmt) > 20:
         raise ValueError(f"format must be 1-20 characters, got {fmt!r}")
     _registry[fmt] = extractor
+    _replaced.add(fmt)
 
 
 def register_many(mapping: Mapping[str, str]) -> None:
@@ -61,6 +75,18 @@ def get(fmt: str) -> Extractor:
     return target
 
 
+def identity(fmt: str) -> tuple[str, str]:
+    """(name, version) of the extractor of ``fmt``, recorded with its results. A plugged-in
+    extractor is named by its import path; its version is its ``version`` attribute, if any."""
+    if fmt not in _replaced and fmt in BUILTIN:
+        return BUILTIN[fmt], VERSIONS[fmt]
+    target = _registry[fmt]
+    if isinstance(target, str):
+        return target, UNVERSIONED
+    name = f"{getattr(target, '__module__', '?')}:{getattr(target, '__qualname__', repr(target))}"
+    return name, str(getattr(target, "version", UNVERSIONED))
+
+
 def _load(path: str) -> Extractor:
     module_name, sep, attribute = path.partition(":")
     if not sep:
@@ -74,3 +100,4 @@ def reset() -> None:
     """Back to the built-in registry (tests)."""
     _registry.clear()
     _registry.update(BUILTIN)
+    _replaced.clear()

@@ -18,6 +18,7 @@ from anyio.abc import TaskGroup
 from pgqueue import metrics, sql
 from pgqueue.errors import InvalidOptions
 from pgqueue.jobrun import Outcome
+from pgqueue.priority import Priority
 from pgqueue.settings import Settings
 from pgqueue.worker.completer import Completer
 from pgqueue.worker.executor import Executor
@@ -64,7 +65,7 @@ class Claimer:
                         self.state.orphans_possible = False  # first: a run may end meanwhile
                         await self._release_orphans()
                     asked = self.state.free_slots
-                    claimed = await self._claim(jobs, asked)
+                    claimed = await self._claim_by_priority(jobs, asked)
                     if claimed < asked:
                         # Fewer than asked for: nothing else is due now.
                         wait_for = await self._until_next_due(wait_for)
@@ -81,11 +82,23 @@ class Claimer:
             with anyio.move_on_after(wait_for):
                 await wake.wait()
 
-    async def _claim(self, jobs: TaskGroup, free: int) -> int:
+    async def _claim_by_priority(self, jobs: TaskGroup, free: int) -> int:
+        """Claim up to ``free`` jobs, most urgent first. With a reserved share, the slots it
+        keeps for less urgent work take such jobs first while any are due (and urgent ones
+        when none are), so a stream of uploads cannot stop a back-fill for good."""
+        reserved = int(self.settings.slots * self.settings.reserved_share)
+        less_urgent = Priority.INTERACTIVE + 1
+        running = sum(1 for run in self.state.running.values() if run.job.priority >= less_urgent)
+        keep = min(free, reserved - running)
+        claimed = await self._claim(jobs, keep, less_urgent) if keep > 0 else 0
+        return claimed + (await self._claim(jobs, free - claimed) if claimed < free else 0)
+
+    async def _claim(self, jobs: TaskGroup, free: int, min_priority: int = 0) -> int:
         started = time.perf_counter()
         worker_id = self.state.worker_id  # the heartbeat may change it while this runs
         rows = await self.link.fetch(
-            sql.JOB_CLAIM, {"now": None, "limit": free, "worker_id": worker_id}
+            sql.JOB_CLAIM,
+            {"now": None, "limit": free, "worker_id": worker_id, "min_priority": min_priority},
         )
         metrics.claim_latency.observe(time.perf_counter() - started)
         for row in rows:

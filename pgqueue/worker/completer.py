@@ -125,6 +125,8 @@ class Completer:
             "retryable": [outcome.retryable for _, outcome, _ in batch],
             "error_types": [outcome.error_type for _, outcome, _ in batch],
             "messages": [outcome.error_message for _, outcome, _ in batch],
+            "extractors": [outcome.extractor for _, outcome, _ in batch],
+            "extractor_versions": [outcome.extractor_version for _, outcome, _ in batch],
             "backoff_base": self.settings.backoff_base,
             "backoff_factor": self.settings.backoff_factor,
             "backoff_cap": self.settings.backoff_cap,

@@ -81,19 +81,23 @@ class Maintenance:
         return len(rows)
 
     async def prune(self) -> int:
+        """Delete what retention allows (never an attachment's latest result); how many."""
+        unlinked_days = self.settings.retention_unlinked_days
         total = 0
         while True:
             rows = await self.link.fetch(
                 sql.JOB_PRUNE_FINISHED,
                 {"lock_key": sql.MAINTENANCE_LOCK_KEY,
-                 "retention_seconds": self.settings.retention_days * 86400,
+                 "older_than_seconds": self.settings.retention_days * 86400,
+                 "unlinked_older_than_seconds": None if unlinked_days is None else unlinked_days * 86400,
                  "batch": self.settings.prune_batch},
             )
             total += len(rows)
-            if len(rows) < self.settings.prune_batch:
+            if len(rows) < self.settings.prune_batch:  # each kind had less than a batch left
                 break
         if total:
-            log.info("jobs_pruned", count=total, retention_days=self.settings.retention_days)
+            log.info("jobs_pruned", count=total, retention_days=self.settings.retention_days,
+                     retention_unlinked_days=unlinked_days)
         return total
 
     async def sample(self) -> None:

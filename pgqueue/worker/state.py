@@ -14,6 +14,7 @@ import anyio
 
 from pgqueue.errors import InvalidOptions
 from pgqueue.jobrun import JobInput
+from pgqueue.priority import Priority
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class ClaimedJob:
     retry_count: int
     max_retries: int
     worker_id: str  # the identity that claimed it: its outcome is fenced by this one
+    priority: int = Priority.INTERACTIVE
 
     @property
     def attempt(self) -> int:
@@ -43,6 +45,7 @@ class ClaimedJob:
             id=row["id"], filename=row["filename"], file_url=row["file_url"],
             file_size=row["file_size"], format=row["format"], options=read_options(row["options"]),
             retry_count=row["retry_count"], max_retries=row["max_retries"], worker_id=worker_id,
+            priority=row.get("priority", Priority.INTERACTIVE),
         )
 
 

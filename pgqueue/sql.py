@@ -177,6 +177,11 @@ VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(slots)s, %(version)s, %(formats)
 ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), updated_at = now()
 """
 
+# The formats the registered workers extract (their own registry, plugins included).
+WORKER_FORMATS = """
+SELECT DISTINCT unnest(formats) AS format FROM pgqueue_workers
+"""
+
 WORKER_DEREGISTER = """
 DELETE FROM pgqueue_workers WHERE id = %(worker_id)s
 """

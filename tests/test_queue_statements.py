@@ -317,3 +317,16 @@ def test_one_active_job_per_attachment_without_a_record(conn: Conn) -> None:
     with pytest.raises(psycopg.errors.UniqueViolation):
         make_job(conn, attachment_id=attachment)
     assert conn.execute("SELECT count(*) AS n FROM extraction_jobs").fetchone() == {"n": 2}
+
+
+def test_a_hand_back_skips_a_row_locked_by_a_web_request(conn: Conn, db_url: str) -> None:
+    worker = register_worker(conn)
+    ids = [make_job(conn) for _ in range(3)]
+    claim(conn, worker)
+    conn.execute("SET lock_timeout = '5s'")  # a hand-back that waited would fail here
+    with psycopg.connect(db_url) as web:
+        web.execute("SELECT 1 FROM extraction_jobs WHERE id = %s FOR UPDATE", [ids[1]])
+        rows = conn.execute(sql.JOB_RELEASE_ORPHANS.encode(), {"worker_id": worker, "held": []}).fetchall()
+        assert sorted(row["id"] for row in rows) == sorted([ids[0], ids[2]])
+    assert job(conn, ids[1])["status"] == "processing"
+    assert job(conn, ids[0])["claim_token"] is None

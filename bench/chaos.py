@@ -3,7 +3,9 @@
     python -m bench.chaos [--jobs 3000] [--workers 3] [--seconds 60] [--db-restarts 2]
 
 At the end every job must be in a final state (lost = 0), no job may be completed twice
-(duplicates = 0), and no row may be left processing. Exits 1 otherwise. Bounded in time: the
+(duplicates = 0), no row may be left processing, and no failed attempt may be counted twice
+(double_counted = 0: ``retry_count`` agrees with the retried attempts in ``error_history``, whose
+attempt numbers are all different). Exits 1 otherwise. Bounded in time: the
 chaos phase lasts ``--seconds``, the drain after it at most ``--drain-timeout``.
 """
 
@@ -42,17 +44,33 @@ class Report:
     lost: int = 0
     duplicates: int = 0
     stuck_processing: int = 0
+    double_counted: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.lost == 0 and self.duplicates == 0 and self.stuck_processing == 0
+        return (self.lost == 0 and self.duplicates == 0 and self.stuck_processing == 0
+                and self.double_counted == 0)
 
 
 def _query(url: str, statement: str) -> list[dict[str, Any]]:
     with psycopg.connect(url, autocommit=True, row_factory=dict_row, connect_timeout=5) as conn:
         return conn.execute(statement.encode()).fetchall()
+
+
+# A job whose retry_count disagrees with its error history, or whose history names one attempt
+# twice: a failure written onto a later attempt, or a rescue on top of a written outcome.
+DOUBLE_COUNTED = """
+SELECT count(*) AS n
+FROM extraction_jobs AS job
+CROSS JOIN LATERAL (
+    SELECT count(*) FILTER (WHERE (entry ->> 'retried')::boolean) AS retried,
+           count(DISTINCT entry ->> 'attempt') AS attempts, count(*) AS entries
+    FROM jsonb_array_elements(job.error_history) AS entry
+) AS history
+WHERE job.retry_count <> history.retried OR history.attempts <> history.entries
+"""
 
 
 def _unfinished(url: str) -> int | None:
@@ -172,6 +190,7 @@ def run(jobs: int, workers: int, seconds: float, db_restarts: int, seed: int, dr
             url, "SELECT status, count(*) AS n FROM extraction_jobs GROUP BY status")}
         report.lost = jobs - sum(report.statuses.get(s, 0) for s in ("completed", "failed", "cancelled"))
         report.stuck_processing = report.statuses.get("processing", 0)
+        report.double_counted = int(_query(url, DOUBLE_COUNTED)[0]["n"])
         counts = completions(fleet.log_files)
         report.duplicates = sum(count - 1 for count in counts.values() if count > 1)
         runs_log = folder / "runs.log"
@@ -203,6 +222,7 @@ def main() -> int:
     print(f"jobs={report.jobs} workers={report.workers} kills={report.kills} "
           f"db_restarts={report.db_restarts} runs={report.runs} lost={report.lost} "
           f"duplicates={report.duplicates} stuck_processing={report.stuck_processing} "
+          f"double_counted={report.double_counted} "
           f"seconds={report.seconds} -> {'OK' if report.ok else 'FAILED'}")
     return 0 if report.ok else 1
 

@@ -13,7 +13,7 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Connection, create_engine, inspect, pool, text
 
-from pgqueue.database import sqlalchemy_url
+from pgqueue.database import connect_options, sqlalchemy_url
 from pgqueue.migrate import VERSION_TABLE, schema_from_environment, url_from_environment
 from pgqueue.models import metadata
 
@@ -38,8 +38,21 @@ def include_object(obj: Any, name: str | None, type_: str, reflected: bool, comp
     return not (type_ == "table" and name == VERSION_TABLE)
 
 
+def checked_schema(schema: str) -> str:
+    """The schema name, if it is a plain lower-case identifier. ``alembic`` run by hand takes
+    it from the environment unchecked, and it is written into SQL below."""
+    try:
+        connect_options(schema)
+    except ValueError:
+        raise SystemExit(
+            f"pgqueue: invalid schema name {schema!r} (PGQUEUE_SCHEMA_NAME): use lower-case "
+            "letters, digits and _, starting with a letter or _, at most 63 characters"
+        ) from None
+    return schema
+
+
 def run_with(connection: Connection) -> None:
-    schema = config.attributes.get("schema") or schema_from_environment()
+    schema = checked_schema(config.attributes.get("schema") or schema_from_environment())
     # CREATE SCHEMA IF NOT EXISTS wants CREATE on the database even when the schema exists: a
     # role that only owns its schema (managed PostgreSQL, deploy/postgres/roles.sql) lacks it.
     exists = connection.execute(text("SELECT to_regnamespace(:schema) IS NOT NULL"), {"schema": schema})

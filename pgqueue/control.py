@@ -26,10 +26,13 @@ import psycopg
 from psycopg.rows import dict_row
 
 from pgqueue import sql
+from pgqueue.enqueue import accept
 
 __all__ = [
     "JobChange",
     "JobInfo",
+    "accept_worker_formats",
+    "accept_worker_formats_async",
     "cancel",
     "cancel_async",
     "get_job",
@@ -149,7 +152,25 @@ def _retry_steps(job_id: str | uuid.UUID) -> Steps[JobChange]:
     return JobChange(key, False, str(rows[0]["status"]) if rows else None)
 
 
+def _worker_formats_steps() -> Steps[set[str]]:
+    rows = yield sql.WORKER_FORMATS, {}
+    formats = {str(row["format"]) for row in rows}
+    accept(formats)
+    return formats
+
+
 # --- public API -----------------------------------------------------------------------------
+
+
+def accept_worker_formats(connection: Any) -> set[str]:
+    """Read the formats the registered workers advertise (plugins loaded only there included)
+    and accept them at enqueue in this process from now on. Call it at start-up, and again
+    after deploying workers with new formats. Returns the advertised formats."""
+    return _drive(connection, _worker_formats_steps())
+
+
+async def accept_worker_formats_async(connection: Any) -> set[str]:
+    return await _drive_async(connection, _worker_formats_steps())
 
 
 def get_job(connection: Any, job_id: str | uuid.UUID) -> JobInfo | None:

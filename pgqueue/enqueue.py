@@ -11,7 +11,9 @@ Input is validated before anything is written (``InvalidJob``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -103,6 +105,32 @@ class BulkResult:
     """Requests whose attachment already had an active job."""
 
 
+# Formats extracted only by plugins the workers load (PGQUEUE_EXTRACTORS) are unknown to the
+# web app's own registry. It accepts them when a registered worker advertises them (see
+# ``pgqueue.control.accept_worker_formats``) or when they are listed in PGQUEUE_ENQUEUE_FORMATS.
+_advertised: set[str] = set()
+
+
+def accepted_formats() -> set[str]:
+    """The formats enqueue accepts: this process's extractors, the configured list, and those
+    registered workers advertised when last asked."""
+    return set(extractors.formats()) | _configured(os.environ.get("PGQUEUE_ENQUEUE_FORMATS", "")) | _advertised
+
+
+def _accepted_elsewhere(fmt: str) -> bool:
+    return fmt in _advertised or fmt in _configured(os.environ.get("PGQUEUE_ENQUEUE_FORMATS", ""))
+
+
+@functools.lru_cache(maxsize=4)
+def _configured(listed: str) -> frozenset[str]:
+    return frozenset(name.strip() for name in listed.split(",") if name.strip())
+
+
+def accept(formats: Iterable[str]) -> None:
+    """Accept these formats at enqueue from now on (as advertised by registered workers)."""
+    _advertised.update(formats)
+
+
 def _options_json(options: Mapping[str, Any]) -> str:
     # Most back-filled jobs have no options: skip the encoder for them.
     return json.dumps(dict(options), allow_nan=False) if options else "{}"
@@ -123,7 +151,7 @@ def _problems(job: JobRequest) -> list[str]:
         and not UNSAFE.search(job.filename)
         and _url_problem(job.file_url) is None
         and type(job.file_size) is int and 0 <= job.file_size <= MAX_FILE_SIZE
-        and type(job.format) is str and job.format in extractors.formats()
+        and type(job.format) is str and (job.format in extractors.formats() or _accepted_elsewhere(job.format))
         and type(job.options) is dict and not job.options
         and job.record_id is None and job.field_id is None and job.attachment_id is None
         and type(job.max_retries) is int and 0 <= job.max_retries <= 100
@@ -154,8 +182,10 @@ def _problems(job: JobRequest) -> list[str]:
         problems.append(f"file_size must be a non-negative integer, got {job.file_size!r}")
     elif job.file_size > MAX_FILE_SIZE:
         problems.append(f"file_size is larger than {MAX_FILE_SIZE}, got {job.file_size}")
-    known = extractors.formats()
-    if not isinstance(job.format, str) or job.format not in known:
+    if not isinstance(job.format, str) or not (
+        job.format in extractors.formats() or _accepted_elsewhere(job.format)
+    ):
+        known = accepted_formats()
         problems.append(f"unknown format {job.format!r}; known formats: {', '.join(sorted(known))}")
     if not isinstance(job.options, Mapping):
         problems.append(f"options must be a JSON object, got {type(job.options).__name__}")

@@ -26,8 +26,9 @@ class ExtractionJobStatus(str, Enum):  # noqa: UP042 - as the spec defines it
     an operator's retry. Out: a worker's claim, or a cancel."""
 
     PROCESSING = "processing"
-    """Held by ``worker_id`` since ``started_at``. Out: that worker's write-back, the rescuer
-    (worker lost), a shutdown hand-back, or a cancel."""
+    """Held by ``worker_id`` since ``started_at``, under the ``claim_token`` its claim stamped.
+    Out: the write-back of that claim (fenced on the token), the rescuer (worker lost), a
+    hand-back by the holding worker, or a cancel. The last three clear the token."""
 
     COMPLETED = "completed"
     """Final: ``result`` holds what was extracted."""

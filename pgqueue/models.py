@@ -5,8 +5,9 @@ DESIGN.md: server-side defaults (a plain SQL ``INSERT`` is a complete job), ``JS
 and results, a ``BigInteger`` file size, ``next_retry_at`` never NULL (a NULL would never become
 due), and CHECK constraints that make the database agree with the lifecycle in
 ``pgqueue.lifecycle``. Added columns: ``worker_id`` (who holds a processing job),
-``error_history`` (one entry per failed attempt) and ``superseded_by`` (a result replaced by a
-newer one, for retention). None is indexed: every index on a hot column costs every update.
+``claim_token`` (which claim holds it), ``error_history`` (one entry per failed attempt) and
+``superseded_by`` (a result replaced by a newer one, for retention). None is indexed: every index
+on a hot column costs every update.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from pgqueue.lifecycle import ACTIVE_STATUSES, FINAL_STATUSES, ExtractionJobStatus
@@ -148,6 +149,10 @@ class ExtractionJob(Base):
         JSONB, nullable=False, default=list, server_default=text("'[]'::jsonb"),
         doc="One entry per failed attempt: at, attempt, error_type, message, worker_id",
     )
+    claim_token: Mapped[str | None] = mapped_column(
+        UUID(as_uuid=False), nullable=True,
+        doc="Stamped afresh by each claim; every write-back is fenced on it",
+    )
 
     # Added for priorities (migration 0005): lower is more urgent; see pgqueue.priority.
     priority: Mapped[int] = mapped_column(
@@ -183,6 +188,9 @@ class ExtractionJob(Base):
             "record_id",
             "attachment_id",
             unique=True,
+            # NULLs alike: an attachment without a record (or whose record was deleted) still
+            # has one active job at most.
+            postgresql_nulls_not_distinct=True,
             postgresql_where=text(
                 f"status IN ({_sql_list(ACTIVE_STATUSES)}) AND attachment_id IS NOT NULL"
             ),
@@ -265,6 +273,10 @@ class Worker(Base):
     version: Mapped[str] = mapped_column(Text, nullable=False)
     heartbeat_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    formats: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), nullable=False, server_default=text("'{}'::text[]"),
+        doc="The formats this worker extracts: enqueue accepts what a live worker advertises",
     )
 
 

@@ -52,6 +52,9 @@ class Settings(BaseModel):
     )
     poll_interval: float = Field(10.0, gt=0, description="Seconds between polls when idle (jittered).")
     poll_only: bool = Field(False, description="Never LISTEN; only poll (PgBouncer transaction mode).")
+    claim_connection: bool = Field(
+        False, description="Claims get a connection of their own (3 per worker, not 2): faster drains of very short jobs."
+    )
     heartbeat_interval: float = Field(10.0, gt=0, description="Seconds between heartbeats.")
     worker_timeout: float = Field(30.0, gt=0, description="A worker silent this long is lost.")
     maintenance_interval: float = Field(

@@ -17,7 +17,7 @@ WITH due AS (
     WHERE status = 'pending'
       AND next_retry_at <= coalesce(%(now)s::timestamptz, now())
       -- Only a registered worker claims: one declared lost (and deleted from the registry)
-      -- claims nothing until its heartbeat has registered it under a new identity.
+      -- claims nothing until its heartbeat has registered it again.
       AND EXISTS (SELECT 1 FROM pgqueue_workers WHERE id = %(worker_id)s)
       -- 0 takes any job; a worker's slots reserved for less urgent work pass a higher bound.
       AND priority >= %(min_priority)s
@@ -29,29 +29,38 @@ WITH due AS (
 UPDATE extraction_jobs AS job
 SET status = 'processing',
     worker_id = %(worker_id)s,
+    claim_token = gen_random_uuid(),
     started_at = now(),
     updated_at = now()
 FROM due
 WHERE job.id = due.id
-RETURNING job.id::text AS id, job.filename, job.file_url, job.file_size, job.format,
-          job.options::text AS options, job.retry_count, job.max_retries, job.priority
+RETURNING job.id::text AS id, job.claim_token::text AS claim_token, job.filename, job.file_url,
+          job.file_size, job.format, job.options::text AS options, job.retry_count,
+          job.max_retries, job.priority
 """
 
-# A batch of outcomes, fenced: only rows still processing and held by the worker identity that
-# claimed them change (an outcome computed under an identity since declared lost changes nothing).
-# ``result`` set means success; otherwise ``retryable`` decides between a retry (while retries
-# are left) and failure. Every failed attempt is appended to ``error_history``.
+# A batch of outcomes, fenced on the claim that computed each one: only a row still processing
+# under that claim's token changes, so a late outcome of an earlier attempt (or of a job
+# cancelled, rescued or handed back meanwhile) changes nothing. ``result`` set means success;
+# otherwise ``retryable`` decides between a retry (while retries are left) and failure. Every
+# failed attempt is appended to ``error_history``. The token stays on the row, so a retried
+# write-back whose first answer was lost can tell that it was written.
+#
+# A row locked by someone else's open transaction (a web request cancelling the job, or
+# enqueuing its attachment again) is skipped, never waited for. One row comes back per outcome,
+# with its ``fate``: ``written``; ``busy`` (locked: write it again later); ``written_before``
+# (this claim's outcome is already there); ``lost`` (the claim no longer holds the row).
 JOB_FINISH_MANY = """
 WITH outcome AS (
     SELECT *
     FROM unnest(
-        %(ids)s::uuid[], %(worker_ids)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
+        %(ids)s::uuid[], %(claim_tokens)s::uuid[], %(results)s::jsonb[], %(retryable)s::boolean[],
         %(error_types)s::text[], %(messages)s::text[], %(extractors)s::text[],
         %(extractor_versions)s::text[]
-    ) AS outcome(id, worker_id, result, retryable, error_type, message, extractor,
+    ) AS outcome(id, claim_token, result, retryable, error_type, message, extractor,
                  extractor_version)
 ),
-decided AS (
+held AS (
     SELECT job.id, outcome.result, outcome.error_type, outcome.message, outcome.extractor,
            outcome.extractor_version,
            CASE
@@ -61,47 +70,71 @@ decided AS (
            END AS new_status
     FROM extraction_jobs AS job
     JOIN outcome ON outcome.id = job.id
-    WHERE job.status = 'processing' AND job.worker_id = outcome.worker_id
-    FOR UPDATE OF job
+    WHERE job.status = 'processing' AND job.claim_token = outcome.claim_token
+    FOR UPDATE OF job SKIP LOCKED
+),
+written AS (
+    UPDATE extraction_jobs AS job
+    SET status = held.new_status,
+        result = held.result,
+        -- Who wrote the result: set with it, cleared with it.
+        extractor = held.extractor,
+        extractor_version = held.extractor_version,
+        error_message = held.message,
+        retry_count = job.retry_count + (held.new_status = 'pending')::int,
+        next_retry_at = CASE
+            WHEN held.new_status = 'pending' THEN now() + pgqueue_retry_delay(
+                job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
+                %(backoff_jitter)s)
+            ELSE job.next_retry_at
+        END,
+        completed_at = CASE WHEN held.new_status = 'pending' THEN NULL ELSE now() END,
+        error_history = CASE
+            WHEN held.result IS NOT NULL THEN job.error_history
+            ELSE job.error_history || jsonb_build_array(jsonb_build_object(
+                'at', now(), 'attempt', job.retry_count + 1, 'error_type', held.error_type,
+                'message', held.message, 'worker_id', job.worker_id,
+                'retried', held.new_status = 'pending'))
+        END,
+        updated_at = now()
+    FROM held
+    WHERE job.id = held.id
+    RETURNING job.id, job.status, job.retry_count, job.next_retry_at
 )
-UPDATE extraction_jobs AS job
-SET status = decided.new_status,
-    result = decided.result,
-    -- Who wrote the result: set with it, cleared with it.
-    extractor = decided.extractor,
-    extractor_version = decided.extractor_version,
-    error_message = decided.message,
-    retry_count = job.retry_count + (decided.new_status = 'pending')::int,
-    next_retry_at = CASE
-        WHEN decided.new_status = 'pending' THEN now() + pgqueue_retry_delay(
-            job.retry_count, %(backoff_base)s, %(backoff_factor)s, %(backoff_cap)s,
-            %(backoff_jitter)s)
-        ELSE job.next_retry_at
-    END,
-    completed_at = CASE WHEN decided.new_status = 'pending' THEN NULL ELSE now() END,
-    error_history = CASE
-        WHEN decided.result IS NOT NULL THEN job.error_history
-        ELSE job.error_history || jsonb_build_array(jsonb_build_object(
-            'at', now(), 'attempt', job.retry_count + 1, 'error_type', decided.error_type,
-            'message', decided.message, 'worker_id', job.worker_id,
-            'retried', decided.new_status = 'pending'))
-    END,
-    updated_at = now()
-FROM decided
-WHERE job.id = decided.id
-RETURNING job.id::text AS id, job.status, job.retry_count, job.next_retry_at
+SELECT outcome.id::text AS id, written.status, written.retry_count, written.next_retry_at,
+       CASE
+           WHEN written.id IS NOT NULL THEN 'written'
+           -- Read as the statement began: a row skipped as locked still shows this claim.
+           ELSE coalesce((
+               SELECT CASE
+                          WHEN job.claim_token IS DISTINCT FROM outcome.claim_token THEN 'lost'
+                          WHEN job.status = 'processing' THEN 'busy'
+                          ELSE 'written_before'
+                      END
+               FROM extraction_jobs AS job WHERE job.id = outcome.id), 'lost')
+       END AS fate
+FROM outcome
+LEFT JOIN written ON written.id = outcome.id
 """
 
-# Jobs this worker holds in the table but not in memory go back to pending, due now, without
-# counting an attempt: a claim committed while its answer was lost with the connection (held =
-# the running jobs and those whose outcomes wait to be written), or, at shutdown, every job it
-# stopped (held = none, once every outcome is written).
+# Jobs this worker holds in the table under a claim it does not know go back to pending, due
+# now, without counting an attempt: a claim that committed while its answer was lost with the
+# connection (held = the tokens of the claims this worker knows), or, at shutdown, every job
+# it stopped (held = none). Rows locked by someone else's transaction are skipped: whatever
+# that transaction does to them, they are no longer this worker's to hand back.
 JOB_RELEASE_ORPHANS = """
-UPDATE extraction_jobs
-SET status = 'pending', next_retry_at = now(), updated_at = now()
-WHERE worker_id = %(worker_id)s AND status = 'processing'
-  AND NOT (id = ANY(%(held)s::uuid[]))
-RETURNING id::text AS id
+WITH orphan AS (
+    SELECT id
+    FROM extraction_jobs
+    WHERE worker_id = %(worker_id)s AND status = 'processing'
+      AND NOT coalesce(claim_token = ANY(%(held)s::uuid[]), false)
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE extraction_jobs AS job
+SET status = 'pending', next_retry_at = now(), claim_token = NULL, updated_at = now()
+FROM orphan
+WHERE job.id = orphan.id
+RETURNING job.id::text AS id
 """
 
 JOB_NEXT_DUE = """
@@ -119,7 +152,7 @@ SELECT EXISTS (
 JOB_CANCEL = """
 WITH cancelled AS (
     UPDATE extraction_jobs
-    SET status = 'cancelled', completed_at = now(), updated_at = now(),
+    SET status = 'cancelled', completed_at = now(), updated_at = now(), claim_token = NULL,
         error_message = %(reason)s
     WHERE id = CAST(%(id)s AS uuid) AND status IN ('pending', 'processing')
     RETURNING id::text AS id
@@ -145,17 +178,25 @@ SELECT id, pg_notify('pgqueue_jobs', '') IS NULL AS notified FROM retried
 
 # --- workers: registry, heartbeat, rescue ----------------------------------------------------
 
+# A worker declared lost registers again under the same id: its claims were rescued, and the
+# claim tokens fence out whatever its stopped runs still produce.
 WORKER_REGISTER = """
-INSERT INTO pgqueue_workers (id, hostname, pid, slots, version)
-VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(slots)s, %(version)s)
+INSERT INTO pgqueue_workers (id, hostname, pid, slots, version, formats)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(slots)s, %(version)s, %(formats)s)
+ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), updated_at = now()
+"""
+
+# The formats the registered workers extract (their own registry, plugins included).
+WORKER_FORMATS = """
+SELECT DISTINCT unnest(formats) AS format FROM pgqueue_workers
 """
 
 WORKER_DEREGISTER = """
 DELETE FROM pgqueue_workers WHERE id = %(worker_id)s
 """
 
-# Proves this worker alive, and says which of the jobs it is running it no longer holds
-# (cancelled, or rescued while it was cut off), so it can stop them.
+# Proves this worker alive, and says which of the claims it is running no longer hold their
+# rows (cancelled, or rescued while it was cut off), so it can stop those runs.
 WORKER_HEARTBEAT = """
 WITH beat AS (
     UPDATE pgqueue_workers SET heartbeat_at = now(), updated_at = now()
@@ -164,9 +205,12 @@ WITH beat AS (
 )
 SELECT EXISTS (SELECT 1 FROM beat) AS registered,
        ARRAY(
-           SELECT id::text FROM extraction_jobs
-           WHERE id = ANY(%(held)s::uuid[])
-             AND (status <> 'processing' OR worker_id IS DISTINCT FROM %(worker_id)s)
+           SELECT held.claim_token::text
+           FROM unnest(%(held_ids)s::uuid[], %(held_tokens)s::uuid[]) AS held(id, claim_token)
+           WHERE NOT EXISTS (
+               SELECT 1 FROM extraction_jobs AS job
+               WHERE job.id = held.id AND job.status = 'processing'
+                 AND job.claim_token = held.claim_token)
        ) AS lost
 """
 
@@ -181,13 +225,16 @@ JOB_RESCUE_LOST = """
 WITH lead AS (
     -- Nobody could heartbeat while the server was down: right after a restart every heartbeat
     -- looks stale, so nothing counts as lost until the server has run for a worker timeout.
+    -- ``now`` may be given (tests move the clock instead of sleeping).
     SELECT pg_try_advisory_xact_lock(%(lock_key)s)
-           AND pg_postmaster_start_time() < now() - make_interval(secs => %(worker_timeout)s)
-           AS leader
+           AND pg_postmaster_start_time() < stale.before AS leader,
+           stale.before
+    FROM (SELECT coalesce(%(now)s::timestamptz, now())
+                 - make_interval(secs => %(worker_timeout)s) AS before) AS stale
 ),
 dead AS (
     DELETE FROM pgqueue_workers
-    WHERE heartbeat_at < now() - make_interval(secs => %(worker_timeout)s)
+    WHERE heartbeat_at < (SELECT before FROM lead)
       AND (SELECT leader FROM lead)
     RETURNING id
 ),
@@ -199,7 +246,7 @@ lost AS (
       AND NOT EXISTS (
           SELECT 1 FROM pgqueue_workers AS worker
           WHERE worker.id = job.worker_id
-            AND worker.heartbeat_at >= now() - make_interval(secs => %(worker_timeout)s)
+            AND worker.heartbeat_at >= (SELECT before FROM lead)
       )
     FOR UPDATE OF job SKIP LOCKED
 ),
@@ -219,6 +266,7 @@ rescued AS (
             'at', now(), 'attempt', job.retry_count + 1, 'error_type', 'WorkerLost',
             'message', 'worker lost: the worker running this job stopped heartbeating',
             'worker_id', job.worker_id, 'retried', job.retry_count < job.max_retries)),
+        claim_token = NULL,
         updated_at = now()
     FROM lost
     WHERE job.id = lost.id
@@ -279,6 +327,12 @@ MAINTENANCE_LOCK_KEY = 7341591
 
 SCHEMA_CHECK = """
 SELECT to_regclass('extraction_jobs')::text AS jobs, to_regclass('pgqueue_workers')::text AS workers
+"""
+
+# What a worker reports about the server's connections after it was refused one.
+SERVER_CAPACITY = """
+SELECT current_setting('max_connections')::int AS max_connections,
+       (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS in_use
 """
 
 NOTIFY_JOBS = "NOTIFY pgqueue_jobs"

@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 import psycopg.sql
+from psycopg.rows import dict_row
 
 from pgqueue import sql
 
@@ -43,7 +44,8 @@ def register_worker(conn: psycopg.Connection[Any], worker_id: str | None = None,
     worker_id = worker_id or str(uuid.uuid4())
     conn.execute(
         sql.WORKER_REGISTER.encode(),
-        {"worker_id": worker_id, "hostname": "test", "pid": 1, "slots": 1, "version": "test"},
+        {"worker_id": worker_id, "hostname": "test", "pid": 1, "slots": 1, "version": "test",
+         "formats": []},
     )
     if age_seconds:
         conn.execute(
@@ -69,12 +71,24 @@ def finish(
     outcomes: list[tuple[str, str | None, bool, str | None, str | None]],
     extractor: str = "test:extract",
     version: str = "1",
+    tokens: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """outcomes: (job id, result json or None, retryable, error type, message). Results are
-    recorded as written by ``extractor`` at ``version``."""
+    """outcomes: (job id, result json or None, retryable, error type, message), written under
+    ``tokens`` (default: the claims ``worker_id`` holds now). Results are recorded as written by
+    ``extractor`` at ``version``. Returns the rows written."""
+    if tokens is None:
+        held = {
+            row["id"]: row["claim_token"]
+            for row in conn.cursor(row_factory=dict_row).execute(
+                "SELECT id::text AS id, claim_token::text AS claim_token FROM extraction_jobs "
+                "WHERE id = ANY(%s::uuid[]) AND worker_id = %s",
+                [[o[0] for o in outcomes], worker_id],
+            )
+        }
+        tokens = [held.get(o[0]) or str(uuid.uuid4()) for o in outcomes]
     params = {
         "ids": [o[0] for o in outcomes],
-        "worker_ids": [worker_id for _ in outcomes],
+        "claim_tokens": tokens,
         "results": [o[1] for o in outcomes],
         "retryable": [o[2] for o in outcomes],
         "error_types": [o[3] for o in outcomes],
@@ -83,7 +97,8 @@ def finish(
         "extractor_versions": [version if o[1] is not None else None for o in outcomes],
         **BACKOFF,
     }
-    return conn.execute(sql.JOB_FINISH_MANY.encode(), params).fetchall()
+    rows = conn.execute(sql.JOB_FINISH_MANY.encode(), params).fetchall()
+    return [row for row in rows if row["fate"] == "written"]
 
 
 def job(conn: psycopg.Connection[Any], job_id: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -285,3 +286,20 @@ def test_no_children_survive_a_killed_worker(db_url: str, space: Workspace) -> N
     wait_until(lambda: not any(pid_alive(child) for child in children), 10, "the children to die")
 
 
+
+
+def test_sigterm_during_start_up_stops_gracefully(space: Workspace) -> None:
+    # The database does not answer yet (nothing listens on the port): the worker is still
+    # starting when the signal comes, and stops as it would later, instead of dying with -15.
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+        env = space.env(f"postgresql://postgres@127.0.0.1:{port}/nothing")
+        log = space.folder / "w.log"
+        with worker_process(env, log=log) as worker:
+            wait_until(lambda: "database_unavailable" in log.read_text(), 30, "the first attempt")
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(20) == 0
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]
+    assert events[-2:] == ["worker_signal", "worker_stopped"]
+    assert "Traceback" not in log.read_text()

@@ -13,9 +13,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from pgqueue import sql
+from pgqueue.enqueue import JobRequest, enqueue
 from pgqueue.lifecycle import TRANSITIONS, ExtractionJobStatus
 from tests.factories import BACKOFF, claim, finish, job, make_job, register_worker
-from tests.workers import wait_until
 
 Conn = psycopg.Connection[Any]
 
@@ -173,15 +173,16 @@ def server_uptime(conn: Conn) -> float:
 
 
 def test_lost_workers_jobs_are_rescued_as_a_failed_attempt(conn: Conn) -> None:
-    # A rescue needs a server older than the worker timeout (see the next test).
-    wait_until(lambda: server_uptime(conn) > 6, 10, "the server to be up for 6 s")
-    live = register_worker(conn)
+    # The clock is moved an hour on instead of waiting for the server to be older than the
+    # worker timeout (see the next test); the live worker beat "then".
+    clock = conn.execute("SELECT now() + interval '1 hour' AS now").fetchone()["now"]  # type: ignore[index]
+    live = register_worker(conn, age_seconds=-3600)
     dead = register_worker(conn, age_seconds=120)
     kept = make_job(conn, "processing", worker_id=live)
     lost = make_job(conn, "processing", worker_id=dead)
     last_try = make_job(conn, "processing", worker_id=dead, retry_count=3)
     orphan = make_job(conn, "processing")  # held by a worker that never registered
-    rescue = {"worker_timeout": 5, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
+    rescue = {"worker_timeout": 5, "lock_key": sql.MAINTENANCE_LOCK_KEY, "now": clock, **BACKOFF}
     with conn.transaction():  # another worker mid-maintenance: this round does nothing
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [sql.MAINTENANCE_LOCK_KEY])
         with psycopg.connect(conn.info.dsn, autocommit=True) as other:
@@ -205,7 +206,7 @@ def test_no_worker_is_lost_until_the_server_has_run_for_a_worker_timeout(conn: C
     up = server_uptime(conn)
     dead = register_worker(conn, age_seconds=up + 7200)
     lost = make_job(conn, "processing", worker_id=dead)
-    young = {"worker_timeout": up + 3600, "lock_key": sql.MAINTENANCE_LOCK_KEY, **BACKOFF}
+    young = {"worker_timeout": up + 3600, "lock_key": sql.MAINTENANCE_LOCK_KEY, "now": None, **BACKOFF}
     assert conn.execute(sql.JOB_RESCUE_LOST.encode(), young).fetchall() == []
     assert job(conn, lost)["status"] == "processing"
     assert conn.execute("SELECT count(*) AS n FROM pgqueue_workers").fetchone() == {"n": 1}
@@ -297,3 +298,35 @@ def test_only_a_registered_worker_claims(conn: Conn) -> None:
     worker = register_worker(conn)
     assert [row["id"] for row in claim(conn, worker)] == [job_id]
 
+
+
+def test_one_active_job_per_attachment_without_a_record(conn: Conn) -> None:
+    # NULLs count as equal in the unique index: an attachment without a record, or one whose
+    # record was deleted (ON DELETE SET NULL), still has one active job at most.
+    attachment = str(uuid.uuid4())
+    alone = enqueue(conn, JobRequest("a.pdf", "s3://b/a.pdf", 1, "pdf", attachment_id=attachment))
+    again = enqueue(conn, JobRequest("a.pdf", "s3://b/a.pdf", 1, "pdf", attachment_id=attachment))
+    assert again.existing and again.id == alone.id
+
+    record, other = str(uuid.uuid4()), str(uuid.uuid4())
+    linked = enqueue(conn, JobRequest("b.pdf", "s3://b/b.pdf", 1, "pdf", record_id=record,
+                                      attachment_id=other))
+    conn.execute("UPDATE extraction_jobs SET record_id = NULL WHERE record_id = %s", [record])
+    orphaned = enqueue(conn, JobRequest("b.pdf", "s3://b/b.pdf", 1, "pdf", attachment_id=other))
+    assert orphaned.existing and orphaned.id == linked.id
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        make_job(conn, attachment_id=attachment)
+    assert conn.execute("SELECT count(*) AS n FROM extraction_jobs").fetchone() == {"n": 2}
+
+
+def test_a_hand_back_skips_a_row_locked_by_a_web_request(conn: Conn, db_url: str) -> None:
+    worker = register_worker(conn)
+    ids = [make_job(conn) for _ in range(3)]
+    claim(conn, worker)
+    conn.execute("SET lock_timeout = '5s'")  # a hand-back that waited would fail here
+    with psycopg.connect(db_url) as web:
+        web.execute("SELECT 1 FROM extraction_jobs WHERE id = %s FOR UPDATE", [ids[1]])
+        rows = conn.execute(sql.JOB_RELEASE_ORPHANS.encode(), {"worker_id": worker, "held": []}).fetchall()
+        assert sorted(row["id"] for row in rows) == sorted([ids[0], ids[2]])
+    assert job(conn, ids[1])["status"] == "processing"
+    assert job(conn, ids[0])["claim_token"] is None

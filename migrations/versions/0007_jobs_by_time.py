@@ -9,7 +9,7 @@
   enters it once, when it finishes.
 
 Revision ID: pgqueue_0007
-Revises: pgqueue_0005
+Revises: pgqueue_0006
 Create Date: 2026-12-08 00:40:00.000000
 """
 
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "pgqueue_0007"
-down_revision: str | None = "pgqueue_0005"
+down_revision: str | None = "pgqueue_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

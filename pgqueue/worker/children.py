@@ -153,15 +153,20 @@ def _child_main(conn: Connection, tempdir: str, settings: Settings, target: Targ
     os.environ["TMPDIR"] = tempdir
     extractors.register_many(settings.extractors)
     while True:
+        # A pipe that breaks (ConnectionResetError at recv, BrokenPipeError at send) means the
+        # worker is gone: exit quietly, with no traceback in a log that is otherwise JSON.
         try:
             job = conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return
         outcome = _call_target(target, job, settings, check_peak=True)
         try:
-            conn.send(outcome)
-        except MemoryError:  # a large result may not fit in what is left
-            conn.send(Outcome.failure(job.id, _out_of_memory(settings), outcome.duration))
+            try:
+                conn.send(outcome)
+            except MemoryError:  # a large result may not fit in what is left
+                conn.send(Outcome.failure(job.id, _out_of_memory(settings), outcome.duration))
+        except OSError:
+            return
 
 
 def _die_with_parent(fd: int, tempdir: str) -> None:

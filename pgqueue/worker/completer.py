@@ -1,9 +1,11 @@
 """The completer: writes outcomes back to their rows, in batches, fenced.
 
 Outcomes wait at most ``flush_delay`` seconds (or until ``flush_batch`` are waiting) and are
-written by one statement per batch. The statement only touches rows still ``processing`` and
-held by this worker, so an outcome of a job that was cancelled or rescued meanwhile changes
-nothing; that is logged as ``job_lost_race``.
+written by one statement per batch. The statement only touches rows still ``processing`` under
+the claim that computed the outcome, so an outcome of a job that was cancelled, rescued or
+claimed again meanwhile changes nothing; that is logged as ``job_lost_race``. A row locked by
+someone else's open transaction is skipped, and its outcome stays at its place in the line for
+the next flush: a web request never holds up the outcomes of other jobs.
 
 While the database is away, outcomes stay here and the flush is retried, so work finished
 during an outage is not lost. If this process dies before a flush, its jobs are rescued as
@@ -22,7 +24,7 @@ import structlog
 from pgqueue import metrics, sql
 from pgqueue.jobrun import Outcome
 from pgqueue.settings import Settings
-from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
+from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link, log_unavailable
 from pgqueue.worker.state import ClaimedJob, WorkerState
 
 log = structlog.get_logger("pgqueue.completer")
@@ -33,6 +35,7 @@ class Completer:
         self.link = link
         self.settings = settings
         self.state = state
+        self.busy = 0  # outcomes at the head of the line whose rows were locked last flush
         self.waiting: list[tuple[ClaimedJob, Outcome, float]] = []
         self.arrived = anyio.Event()
         self.empty = anyio.Event()
@@ -51,12 +54,9 @@ class Completer:
     def pending(self) -> int:
         return len(self.waiting)
 
-    def job_ids(self) -> set[str]:
-        """The jobs whose outcomes wait here: their rows are still held by this worker."""
-        return {job.id for job, _, _ in self.waiting}
-
     async def run(self) -> None:
         backoff = Backoff()
+        busy_backoff = Backoff(first=0.05, cap=1.0)
         while True:
             await self.arrived.wait()
             self.arrived = anyio.Event()
@@ -74,9 +74,16 @@ class Completer:
                         await self.flush_once()
                     backoff.reset()
                 except DatabaseUnavailable as exc:
-                    log.warning("database_unavailable", link="completer", error=str(exc),
-                                waiting=len(self.waiting))
+                    log_unavailable(log, self.link, exc, waiting=len(self.waiting))
                     await backoff.wait()
+                    continue
+                if not self.busy:
+                    busy_backoff.reset()
+                elif self.busy == len(self.waiting):
+                    # Only locked rows left: try them again shortly, or with the next outcomes.
+                    with anyio.move_on_after(busy_backoff.next_delay()):
+                        await self.arrived.wait()
+                    self.arrived = anyio.Event()
 
     async def flush_once(self) -> None:
         async with self._flushing:
@@ -96,10 +103,15 @@ class Completer:
             rows = []
             for item in batch:
                 rows.extend(await self._write_alone(item))
-        del self.waiting[: len(batch)]
+        fates = {row["id"]: row for row in rows}
+        # Outcomes whose rows were locked keep their place at the head of the line, before
+        # any later outcome of the same job.
+        kept = [item for item in batch if fates.get(item[0].id, {}).get("fate") == "busy"]
+        self.busy = len(kept)
+        self.waiting[: len(batch)] = kept
         if not self.waiting:
             self.empty.set()
-        self._report(batch, rows)
+        self._report(batch, fates)
 
     def _next_batch(self) -> list[tuple[ClaimedJob, Outcome, float]]:
         """The oldest outcomes, up to ``flush_batch``, one per job.
@@ -120,7 +132,7 @@ class Completer:
     async def _write(self, batch: list[tuple[ClaimedJob, Outcome, float]]) -> list[dict[str, Any]]:
         params = {
             "ids": [job.id for job, _, _ in batch],
-            "worker_ids": [job.worker_id for job, _, _ in batch],
+            "claim_tokens": [job.claim_token for job, _, _ in batch],
             "results": [outcome.result_json for _, outcome, _ in batch],
             "retryable": [outcome.retryable for _, outcome, _ in batch],
             "error_types": [outcome.error_type for _, outcome, _ in batch],
@@ -150,22 +162,27 @@ class Completer:
             )
             return await self._write([(job, replacement, started)])
 
-    def _report(self, batch: list[tuple[ClaimedJob, Outcome, float]], rows: list[dict[str, Any]]) -> None:
-        written = {row["id"]: row for row in rows}
+    def _report(self, batch: list[tuple[ClaimedJob, Outcome, float]], fates: dict[str, dict[str, Any]]) -> None:
         now = time.monotonic()
         retried = False
         for job, outcome, started in batch:
+            row = fates.get(job.id, {"fate": "lost"})
+            if row["fate"] == "busy":
+                log.debug("job_row_busy", job_id=job.id, worker_id=self.state.worker_id,
+                          reason="locked by another transaction; written at a later flush")
+                continue
+            self.state.settle(job.claim_token)
             fields = {"job_id": job.id, "format": job.format, "attempt": job.attempt,
-                      "worker_id": job.worker_id}
-            row = written.get(job.id)
+                      "worker_id": self.state.worker_id}
             metrics.duration(job.format).observe(now - started)
-            if row is None:
-                # The row moved on. If this worker claimed it again meanwhile (under a new
-                # identity, say), that claim has no run here: let the claimer hand it back.
-                self.state.orphans_possible = True
+            if row["fate"] == "written_before":
+                # A write-back retried after its answer was lost: the first one went through.
+                log.info("job_outcome_already_written", **fields)
+            elif row["fate"] != "written":
                 metrics.finished(job.format, "lost_race").inc()
                 log.warning("job_lost_race", **fields,
-                            reason="the job was cancelled or rescued before its outcome was written")
+                            reason="the job was cancelled, rescued or claimed again before "
+                                   "this outcome was written")
             elif row["status"] == "completed":
                 metrics.finished(job.format, "completed").inc()
                 log.info("job_completed", **fields, duration=round(outcome.duration, 4))
@@ -179,17 +196,20 @@ class Completer:
                 metrics.finished(job.format, "failed").inc()
                 log.error("job_failed", **fields, error_type=outcome.error_type,
                           error=outcome.error_message, retry_count=row["retry_count"])
-        if retried or self.state.orphans_possible:
+        if retried:
             self.state.wake_claimer()  # it sleeps until the next due job: that just changed
 
-    async def drain(self, deadline: float) -> bool:
-        """Flush everything waiting, trying until ``deadline`` (monotonic). True if all written."""
+    async def drain(self, deadline: float | None) -> bool:
+        """Flush everything waiting, trying until ``deadline`` (monotonic; None: until done).
+        True if all written."""
         backoff = Backoff()
-        while self.waiting and time.monotonic() < deadline:
+        while self.waiting and (deadline is None or time.monotonic() < deadline):
             try:
                 await self.flush_once()
             except DatabaseUnavailable as exc:
-                log.warning("database_unavailable", link="completer", error=str(exc),
-                            waiting=len(self.waiting))
+                log_unavailable(log, self.link, exc, waiting=len(self.waiting))
+                await backoff.wait()
+                continue
+            if self.busy == len(self.waiting):
                 await backoff.wait()
         return not self.waiting

@@ -1,4 +1,4 @@
-"""The executor: runs one claimed job in its slot and hands the outcome to the completer.
+"""The executor: runs each claimed job in its slot and hands the outcome to the completer.
 
 A running job can be stopped from outside through its cancel scope (``WorkerState.stop_job``):
 cancelled by a user, no longer held (rescued while this worker was cut off), or shut down. The
@@ -12,9 +12,10 @@ from typing import Protocol
 
 import anyio
 import structlog
+from anyio.abc import TaskGroup
 
 from pgqueue import metrics
-from pgqueue.errors import ExtractionTimeout
+from pgqueue.errors import ExtractionTimeout, InvalidOptions
 from pgqueue.jobrun import JobInput, Outcome
 from pgqueue.settings import Settings
 from pgqueue.worker.completer import Completer
@@ -53,46 +54,58 @@ class Executor:
         self.runner = runner
         self.completer = completer
 
-    def prepare(self, job: ClaimedJob) -> RunningJob:
-        """Register the job as running before its task starts, so slots are counted at once."""
+    def start(self, job: ClaimedJob, jobs: TaskGroup) -> None:
+        """Take a claimed job: counted in its slot at once, run in a task of ``jobs``."""
+        self.state.hold(job)
+        if job.unreadable is not None:
+            # Fails this job alone, without a run; its batch-mates go on.
+            self.completer.submit(job, Outcome.failure(job.id, InvalidOptions(job.unreadable)),
+                                  time.monotonic())
+            return
         running = RunningJob(job, anyio.CancelScope())
         self.state.add(running)
-        return running
+        jobs.start_soon(self.execute, running, name=f"job-{job.id}")
 
     async def execute(self, running: RunningJob) -> None:
         job = running.job
-        outcome: Outcome | None = None
-        timeout = self.settings.timeout_for(job.format)
-        # One cancel scope per job serves both stopping it from outside and its deadline. A
-        # runner that enforces timeouts itself (killing a child) gets a later backstop here.
-        margin = BACKSTOP_MARGIN if self.runner.enforces_timeouts else 0.0
-        running.scope.deadline = anyio.current_time() + timeout + margin
         try:
-            with running.scope:
-                try:
-                    outcome = await self.runner.run(job.as_input())
-                except anyio.get_cancelled_exc_class():
-                    raise
-                except Exception as exc:
-                    log.exception("runner_failed", job_id=job.id, format=job.format)
-                    outcome = Outcome.failure(job.id, exc, time.monotonic() - running.started)
-            if outcome is None and running.stop_reason is None:
-                message = f"the extraction took longer than {timeout:g} s"
-                outcome = Outcome.failure(
-                    job.id, ExtractionTimeout(message), time.monotonic() - running.started
-                )
+            outcome = await self._run(running)
             if outcome is not None:
                 self.completer.submit(job, outcome, running.started)
                 return
-            # Stopped from outside: the run ends without an outcome, but it still ended.
+            # Stopped from outside: the run ends without an outcome, and its claim with it.
+            self.state.settle(job.claim_token)
             metrics.finished(job.format, STOPPED_OUTCOMES.get(running.stop_reason or "", "stopped")).inc()
             if running.stop_reason != STOP_SHUTDOWN:  # shutdown hands them back, and says so
                 log.warning("job_stopped", job_id=job.id, format=job.format, attempt=job.attempt,
                             worker_id=self.state.worker_id, reason=running.stop_reason)
         finally:
-            if running.reclaimed:
-                # Claimed again while this run went on. Unless this run's outcome lands on the
-                # new claim (same identity, not stopped), nothing will finish that claim: the
-                # claimer hands back whatever is neither running nor waiting to be written.
-                self.state.orphans_possible = True
-            self.state.remove(job.id)
+            self.state.remove(running)
+
+    async def _run(self, running: RunningJob) -> Outcome | None:
+        """The outcome, or None when the run was stopped from outside."""
+        job = running.job
+        timeout = self.settings.timeout_for(job.format)
+        # One cancel scope per job serves both stopping it from outside and its deadline. A
+        # runner that enforces timeouts itself (killing a child) gets a later backstop here.
+        margin = BACKSTOP_MARGIN if self.runner.enforces_timeouts else 0.0
+        running.scope.deadline = anyio.current_time() + timeout + margin
+        outcome: Outcome | None = None
+        with running.scope:
+            # Claimed again while a stopped run of it winds down (cancelled and retried, say):
+            # one run of a job at a time. The new claim's outcome is fenced by its own token.
+            for earlier in self.state.earlier_runs(running):
+                await earlier.done.wait()
+            try:
+                outcome = await self.runner.run(job.as_input())
+            except anyio.get_cancelled_exc_class():
+                raise
+            except Exception as exc:
+                log.exception("runner_failed", job_id=job.id, format=job.format)
+                outcome = Outcome.failure(job.id, exc, time.monotonic() - running.started)
+        if outcome is None and running.stop_reason is None:
+            message = f"the extraction took longer than {timeout:g} s"
+            outcome = Outcome.failure(
+                job.id, ExtractionTimeout(message), time.monotonic() - running.started
+            )
+        return outcome

@@ -39,5 +39,6 @@ async def listen_loop(link: Link, state: WorkerState) -> None:
             raise DatabaseUnavailable("the LISTEN connection closed")
         except (DatabaseUnavailable, psycopg.OperationalError, psycopg.InterfaceError) as exc:
             await link.close()
-            log.warning("listener_reconnecting", error=str(exc).strip())
+            full = isinstance(exc, DatabaseUnavailable) and exc.server_full
+            (log.debug if full else log.warning)("listener_reconnecting", error=str(exc).strip())
             await anyio.sleep(backoff.next_delay())

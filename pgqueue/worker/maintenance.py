@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from datetime import datetime
 
 import anyio
 import structlog
 
 from pgqueue import metrics, sql
 from pgqueue.settings import Settings
-from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link
+from pgqueue.worker.link import Backoff, DatabaseUnavailable, Link, log_unavailable
 
 log = structlog.get_logger("pgqueue.maintenance")
 
@@ -23,9 +25,12 @@ PRUNE_EVERY = 12  # rounds: pruning a big table is not needed every few seconds
 
 
 class Maintenance:
-    def __init__(self, link: Link, settings: Settings) -> None:
+    def __init__(
+        self, link: Link, settings: Settings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.link = link
         self.settings = settings
+        self.clock = clock  # tests move it instead of sleeping
         self.rounds = 0
         self.backoff = Backoff()
         # When this worker has just started, or its connection has just come back, the other
@@ -33,8 +38,9 @@ class Maintenance:
         # network to it, was away for everyone). Nobody is declared lost until they have had a
         # worker timeout, counted from then, to catch up. (A server restart is also caught in
         # JOB_RESCUE_LOST itself.)
-        self.rescue_after = time.monotonic() + settings.worker_timeout
+        self.rescue_after = clock() + settings.worker_timeout
         self.reconnecting = False
+        self.generation = link.generation
 
     async def run(self) -> None:
         while True:
@@ -48,15 +54,20 @@ class Maintenance:
             self.backoff.reset()
             return self.settings.maintenance_interval * (0.8 + random.random() * 0.4)
         except DatabaseUnavailable as exc:
-            log.warning("database_unavailable", link=self.link.name, error=str(exc))
+            log_unavailable(log, self.link, exc)
             self.reconnecting = self.reconnecting or exc.connection_lost
             return self.backoff.next_delay()
 
     async def round(self) -> None:
-        if self.reconnecting:
+        # The link is shared with other loops: whichever of them noticed the outage, a new
+        # connection says the database (or the way to it) was away.
+        await self.link.connect()
+        came_back = self.generation > 0 and self.link.generation != self.generation
+        self.generation = self.link.generation
+        if self.reconnecting or came_back:
             self.reconnecting = False
-            self.rescue_after = time.monotonic() + self.settings.worker_timeout
-        if time.monotonic() >= self.rescue_after:
+            self.rescue_after = self.clock() + self.settings.worker_timeout
+        if self.clock() >= self.rescue_after:
             await self.rescue()
         if self.rounds % PRUNE_EVERY == 0:
             await self.prune()
@@ -64,10 +75,11 @@ class Maintenance:
             await self.sample()
         self.rounds += 1
 
-    async def rescue(self) -> int:
+    async def rescue(self, now: datetime | None = None) -> int:
+        """Rescue the jobs of lost workers, judged at ``now`` (default: the database's clock)."""
         rows = await self.link.fetch(
             sql.JOB_RESCUE_LOST,
-            {"lock_key": sql.MAINTENANCE_LOCK_KEY,
+            {"lock_key": sql.MAINTENANCE_LOCK_KEY, "now": now,
              "worker_timeout": self.settings.worker_timeout,
              "backoff_base": self.settings.backoff_base,
              "backoff_factor": self.settings.backoff_factor,

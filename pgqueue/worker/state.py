@@ -20,6 +20,7 @@ from pgqueue.priority import Priority
 @dataclass(frozen=True)
 class ClaimedJob:
     id: str
+    claim_token: str  # stamped by the claim: its outcome is fenced by this one
     filename: str
     file_url: str
     file_size: int
@@ -27,8 +28,9 @@ class ClaimedJob:
     options: dict[str, Any]
     retry_count: int
     max_retries: int
-    worker_id: str  # the identity that claimed it: its outcome is fenced by this one
     priority: int = Priority.INTERACTIVE
+    # Why the options cannot be read, if they cannot: the job then fails without a run.
+    unreadable: str | None = None
 
     @property
     def attempt(self) -> int:
@@ -39,13 +41,18 @@ class ClaimedJob:
         return JobInput(self.id, self.file_url, self.format, options, self.file_size)
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], worker_id: str) -> ClaimedJob:
-        """A claimed row (options as JSON text). ``InvalidOptions`` if they cannot be read."""
+    def from_row(cls, row: dict[str, Any]) -> ClaimedJob:
+        """A claimed row (options as JSON text)."""
+        unreadable = None
+        try:
+            options = read_options(row["options"])
+        except InvalidOptions as exc:
+            options, unreadable = {}, str(exc)
         return cls(
-            id=row["id"], filename=row["filename"], file_url=row["file_url"],
-            file_size=row["file_size"], format=row["format"], options=read_options(row["options"]),
-            retry_count=row["retry_count"], max_retries=row["max_retries"], worker_id=worker_id,
-            priority=row.get("priority", Priority.INTERACTIVE),
+            id=row["id"], claim_token=row["claim_token"], filename=row["filename"],
+            file_url=row["file_url"], file_size=row["file_size"], format=row["format"],
+            options=options, retry_count=row["retry_count"], max_retries=row["max_retries"],
+            priority=row.get("priority", Priority.INTERACTIVE), unreadable=unreadable,
         )
 
 
@@ -75,24 +82,32 @@ class RunningJob:
     scope: anyio.CancelScope
     started: float = field(default_factory=time.monotonic)
     stop_reason: str | None = None
-    # The row was claimed again by this worker while this run went on (see Claimer._claim).
-    reclaimed: bool = False
+    done: anyio.Event = field(default_factory=anyio.Event)
 
 
 class WorkerState:
+    """The one owner of what the loops share. The claimer adds claims; the executor runs them
+    and hands outcomes to the completer; the completer settles them. Loops read this state and
+    call its methods; none of them calls another loop.
+
+    A claim is *held* from the claim until its outcome is settled in the table (written, or
+    found lost) or its run was stopped without one. Slots count the runs only.
+    """
+
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self.worker_id = str(uuid.uuid4())
+        self.worker_id = str(uuid.uuid4())  # fixed for the life of the process
         self.hostname = socket.gethostname()
         self.pid = os.getpid()
-        self.running: dict[str, RunningJob] = {}
+        self.formats: list[str] = []  # advertised in the registry, for enqueue's format check
+        self.claims: dict[str, ClaimedJob] = {}  # by claim token
+        self.running: dict[str, RunningJob] = {}  # by claim token
         self.wake = anyio.Event()
         self.stopping = False
         self.idle = anyio.Event()  # set whenever nothing runs
         self.idle.set()
-        # Set when this worker may hold jobs in the table that nothing here will finish: the
-        # claimer hands them back before its next claim.
-        self.orphans_possible = False
+        self.settled = anyio.Event()  # set whenever no claim is held
+        self.settled.set()
 
     @property
     def free_slots(self) -> int:
@@ -105,26 +120,46 @@ class WorkerState:
         self.wake = anyio.Event()
         return self.wake
 
+    def hold(self, job: ClaimedJob) -> None:
+        self.claims[job.claim_token] = job
+        if self.settled.is_set():
+            self.settled = anyio.Event()
+
+    def settle(self, claim_token: str) -> None:
+        self.claims.pop(claim_token, None)
+        if not self.claims:
+            self.settled.set()
+            self.wake.set()
+
+    def held_tokens(self) -> list[str]:
+        return list(self.claims)
+
     def add(self, running: RunningJob) -> None:
-        self.running[running.job.id] = running
+        self.running[running.job.claim_token] = running
         if self.idle.is_set():
             self.idle = anyio.Event()
 
-    def remove(self, job_id: str) -> None:
-        self.running.pop(job_id, None)
+    def remove(self, running: RunningJob) -> None:
+        self.running.pop(running.job.claim_token, None)
+        running.done.set()
         if not self.running:
             self.idle.set()
         self.wake.set()
 
-    def stop_job(self, job_id: str, reason: str) -> bool:
-        running = self.running.get(job_id)
+    def earlier_runs(self, running: RunningJob) -> list[RunningJob]:
+        """Runs of the same job under earlier claims, still winding down."""
+        return [other for other in self.running.values()
+                if other.job.id == running.job.id and other is not running]
+
+    def stop_claim(self, claim_token: str, reason: str) -> bool:
+        running = self.running.get(claim_token)
         if running is None or running.stop_reason is not None:
             return False
         running.stop_reason = reason
         running.scope.cancel()
         return True
 
-    def new_identity(self) -> str:
-        """After this worker was declared lost, it comes back as a new worker."""
-        self.worker_id = str(uuid.uuid4())
-        return self.worker_id
+    def stop_job(self, job_id: str, reason: str) -> bool:
+        """Stop every run of this job (a cancel names the job, not the claim)."""
+        tokens = [token for token, running in self.running.items() if running.job.id == job_id]
+        return any([self.stop_claim(token, reason) for token in tokens])

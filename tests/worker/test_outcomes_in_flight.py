@@ -15,7 +15,6 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -50,7 +49,7 @@ def claim_all(db_url: str, state: WorkerState, count: int) -> list[ClaimedJob]:
             enqueue(conn, JobRequest(f"f{n}.pdf", f"s3://bucket/f{n}.pdf", 1, "pdf"))
         rows = claim(conn, state.worker_id, limit=count)
     assert len(rows) == count
-    return [ClaimedJob.from_row(row, state.worker_id) for row in rows]
+    return [ClaimedJob.from_row(row) for row in rows]
 
 
 @contextlib.asynccontextmanager
@@ -80,9 +79,9 @@ async def test_release_after_an_outage_keeps_jobs_whose_outcomes_wait(db_url: st
     async with completer_with_claims(db_url, 2) as (state, (finished, orphan), completer):
         # ``finished`` ran and ended while the database was away: its outcome waits, unwritten.
         # ``orphan`` was claimed by a statement whose answer never arrived: nothing here knows it.
+        state.hold(finished)
         completer.submit(finished, Outcome(finished.id, "{}"), time.monotonic())
-        claimer = Claimer(completer.link, completer.settings, state, executor=None,  # type: ignore[arg-type]
-                          completer=completer)
+        claimer = Claimer(completer.link, completer.settings, state, executor=None)  # type: ignore[arg-type]
         with capture_logs() as logs:
             await claimer._release_orphans()
         rows = rows_by_id(db_url)
@@ -102,7 +101,7 @@ async def test_two_outcomes_of_one_job_are_written_apart(db_url: str) -> None:
         with capture_logs() as logs:
             assert await completer.drain(time.monotonic() + 10)
     events = [entry["event"] for entry in logs if entry.get("job_id") == job.id]
-    assert events == ["job_completed", "job_lost_race"]
+    assert events == ["job_completed", "job_outcome_already_written"]
     assert job_result(db_url, job.id) == {"run": 1}
 
 
@@ -123,17 +122,16 @@ async def test_a_shutdown_drain_and_the_flush_loop_write_each_outcome_once(db_ur
     assert {row["status"] for row in rows_by_id(db_url).values()} == {"completed"}
 
 
-async def test_an_outcome_is_fenced_by_the_identity_that_claimed_its_job(db_url: str) -> None:
+async def test_an_outcome_is_fenced_by_the_claim_that_computed_it(db_url: str) -> None:
     # The worker was declared lost while the job ran; its job was rescued, and the same
-    # process, back under a new identity, claimed it again. The first run's outcome, still
-    # waiting here, must not end the second claim.
+    # worker claimed it again. The first run's outcome, still waiting here, must not end the
+    # second claim.
     async with completer_with_claims(db_url, 1) as (state, (first,), completer):
         with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
             conn.execute("UPDATE extraction_jobs SET status = 'pending' WHERE id = %s", [first.id])
-            state.new_identity()
-            register_worker(conn, state.worker_id)
-            assert [row["id"] for row in claim(conn, state.worker_id)] == [first.id]
-        second = replace(first, worker_id=state.worker_id)
+            [row] = claim(conn, state.worker_id)
+        second = ClaimedJob.from_row(row)
+        assert second.id == first.id and second.claim_token != first.claim_token
         with capture_logs() as logs:
             completer.submit(first, Outcome(first.id, '{"run": 1}'), time.monotonic())
             assert await completer.drain(time.monotonic() + 10)

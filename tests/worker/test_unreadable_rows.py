@@ -62,7 +62,7 @@ async def test_options_nested_too_deeply_fail_their_job_alone(db_url: str) -> No
                      ['{"a": ' * DEPTH + "1" + "}" * DEPTH, deep])
     link = Link(db_url, settings.schema_name, "test")
     completer = Completer(link, settings, state)
-    claimer = Claimer(link, settings, state, Executor(state, Succeeds(), completer, settings), completer)
+    claimer = Claimer(link, settings, state, Executor(state, Succeeds(), completer, settings))
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(completer.run)

@@ -127,7 +127,9 @@ class Link:
             return await cursor.fetchall() if cursor.description else []
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             lost = connection.broken or connection.closed
-            if lost:  # a statement timeout leaves a working connection: keep it
+            # A statement timeout leaves a working connection: keep it. Another loop may have
+            # opened a new one meanwhile: close only the one that broke.
+            if lost and self.connection is connection:
                 await self.close()
             raise DatabaseUnavailable(str(exc).strip(), connection_lost=lost) from exc
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
@@ -41,7 +42,9 @@ def managed(pg_server: database.Server) -> Iterator[ManagedDatabase]:
     with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     admin_url = pg_server.url_for(name)
-    base = admin_url.replace(f"{database_user(admin_url)}@", "{user}@", 1)
+    # roles.sql gives each role its own name as password (renamed here like the roles).
+    place = urlsplit(admin_url)
+    base = f"postgresql://{{user}}:{{user}}@{place.hostname}:{place.port}{place.path}"
     try:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(script.encode())
@@ -50,10 +53,6 @@ def managed(pg_server: database.Server) -> Iterator[ManagedDatabase]:
         database.drop(pg_server, admin_url)
         with psycopg.connect(pg_server.admin_url, autocommit=True) as admin:
             admin.execute(f'DROP ROLE IF EXISTS "{name}", "{name}_reader"')
-
-
-def database_user(url: str) -> str:
-    return url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
 
 
 def test_roles_are_no_superusers(managed: ManagedDatabase) -> None:

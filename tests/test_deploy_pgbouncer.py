@@ -24,7 +24,7 @@ from tests import database
 from tests.test_metrics import free_port
 from tests.workers import Workspace, query, status_counts, wait_until, worker_process
 
-POOL_SIZE = 3  # server connections per database: fewer than the worker's own links alone
+POOL_SIZE = 3  # server connections per database
 
 pytestmark = pytest.mark.skipif(
     shutil.which("pgbouncer", path=os.environ.get("PATH", "") + ":/usr/sbin") is None,
@@ -54,7 +54,10 @@ def bouncer(pg_server: database.Server) -> Iterator[Bouncer]:
     # The folder must be readable by the user PgBouncer switches to when started as root.
     folder = Path(tempfile.mkdtemp(prefix="pgqueue-pgbouncer-"))
     folder.chmod(0o755)
-    (folder / "users.txt").write_text(f'"{server.username}" ""\n"pgbouncer" ""\n')
+    # The test server may ask for a password (the embedded one does): PgBouncer logs in to the
+    # server with the one its auth file holds for the user (clients are trusted).
+    password = server.password or os.environ.get("PGPASSWORD") or ""
+    (folder / "users.txt").write_text(f'"{server.username}" "{password}"\n"pgbouncer" ""\n')
     (folder / "pgbouncer.ini").write_text(
         "[databases]\n"
         f"* = host={server.hostname} port={server.port}\n"
@@ -116,7 +119,8 @@ def test_enqueue_drain_and_cancel_through_transaction_pooling(
         wait_until(lambda: status_counts(db_url).get("completed") == 40, 120, "the queue to drain")
         assert status_counts(db_url) == {"completed": 40, "processing": 1}
         clients = [row for row in bouncer.admin("SHOW CLIENTS") if "pgqueue-" in str(row)]
-        assert len(clients) >= 4, "the worker's links all go through PgBouncer"
+        # A poll-only worker opens one connection (claims, write-backs, heartbeat, maintenance).
+        assert len(clients) >= 1, "the worker's connection goes through PgBouncer"
         servers = [row for row in bouncer.admin("SHOW SERVERS") if urlsplit(db_url).path[1:] in row]
         assert len(servers) <= POOL_SIZE
 

@@ -1,6 +1,7 @@
 """Extractors for queue tests, plugged in with PGQUEUE_EXTRACTORS. They run in real workers.
 
-``scripted`` reads what to do from the job's file (JSON), records every run in a shared run
+``scripted`` reads what to do from the job's file (JSON: a sleep, a mode, a gate file to wait
+for), records every run in a shared run
 log (one ``O_APPEND`` write per line, atomic), and counts its attempts in a state folder, so a
 test can check afterwards that no job ran twice at the same time.
 """
@@ -31,6 +32,15 @@ def _attempt(state_dir: str, name: str) -> int:
     return os.path.getsize(counter)
 
 
+def _wait_for(gate: str, name: str) -> None:
+    """Hold the job until the test creates the file ``gate``: a test decides when it ends."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate):
+        if time.monotonic() > deadline:
+            raise StorageUnavailable(f"{name}: its gate never opened")
+        time.sleep(0.01)
+
+
 def scripted(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     script = json.loads(Path(path).read_text())
     name = Path(path).name
@@ -38,6 +48,8 @@ def scripted(path: Path, options: Mapping[str, Any]) -> dict[str, Any]:
     attempt = _attempt(os.environ["PGQUEUE_TEST_STATE_DIR"], name)
     _append(run_log, f"{name} start {time.time():.6f} {os.getpid()}\n")
     try:
+        if gate := script.get("gate"):
+            _wait_for(gate, name)
         time.sleep(script.get("sleep", 0))
         mode = script.get("mode", "ok")
         if mode == "permanent":

@@ -207,24 +207,37 @@ def completed_events(logs: list[Path]) -> dict[str, int]:
 
 # 2 s: shorter than the worker timeout (3 s in tests). 5 s: longer, so every heartbeat in the
 # table is stale when the server comes back, yet no worker was lost and no attempt may be counted.
+# The test decides what is in flight: 100 urgent jobs run first; the 400 bulk jobs behind them
+# wait for a gate file, so when the server stops every slot holds a gated job, and the gate
+# opens during the outage, so their outcomes are computed while the database is away.
 @pytest.mark.parametrize("outage", [2, 5])
 def test_postgres_restart_while_two_workers_process_500_jobs(
     server_folder: Path, space: Workspace, outage: float
 ) -> None:
     server = EmbeddedPostgres(server_folder / "pg", durable=False)
     url = server.start()
+    gate = space.folder / "gate"
     try:
         upgrade(url)
-        jobs = [JobRequest(f"j{n}.pdf", space.job_file(f"j{n}.pdf", sleep=0.02), 1, "pdf") for n in range(500)]
+        jobs = [JobRequest(f"j{n}.pdf", space.job_file(f"j{n}.pdf", sleep=0.02), 1, "pdf",
+                           priority="interactive") for n in range(100)]
+        jobs += [JobRequest(f"g{n}.pdf", space.job_file(f"g{n}.pdf", sleep=0.02, gate=str(gate)),
+                            1, "pdf", priority="bulk") for n in range(400)]
         with psycopg.connect(url) as conn:
             enqueue_bulk(conn, jobs)
             conn.commit()
         env = space.env(url, slots=4)
         logs = [space.folder / "a.log", space.folder / "b.log"]
         with worker_process(env, log=logs[0]) as first, worker_process(env, log=logs[1]) as second:
-            wait_until(lambda: status_counts(url).get("completed", 0) >= 100, 60, "a fifth of the work")
+            wait_until(lambda: status_counts(url) == {"completed": 100, "processing": 8, "pending": 392},
+                       60, "the urgent jobs done and every slot holding a gated job")
             server.stop("fast")
-            time.sleep(outage)  # the outage itself, not a wait for a result
+            stopped_at = time.monotonic()
+            gate.touch()
+            wait_until(lambda: sum(end is not None for name, runs in space.runs().items()
+                                   if name.startswith("g") for _, end, _ in runs) == 8,
+                       60, "the gated jobs to finish while the server is down")
+            time.sleep(max(0.0, outage - (time.monotonic() - stopped_at)))  # the outage itself
             server.start()
             wait_until(lambda: unfinished(url) == 0, 120, "every job to end after the restart")
             assert first.poll() is None and second.poll() is None

@@ -146,11 +146,14 @@ def write_dxf(path: Path) -> None:
                          dxfattribs={"layer": "CONTOUR"})
     for x, y in ((15, 15), (105, 15), (105, 65), (15, 65)):
         space.add_circle((x, y), 4.5, dxfattribs={"layer": "HOLES"})
-    space.add_linear_dim(base=(0, -15), p1=(0, 0), p2=(120, 0),
+    # Drawn in millimetres and shown as drawn: ezdxf's own EZDXF style scales the displayed
+    # measurement by 100 (DIMLFAC), which would show 12000 on a 120 mm plate.
+    shown_as_drawn = {"dimlfac": 1}
+    space.add_linear_dim(base=(0, -15), p1=(0, 0), p2=(120, 0), override=shown_as_drawn,
                          dxfattribs={"layer": "DIMENSIONS"}).render()
-    space.add_linear_dim(base=(-15, 0), p1=(0, 0), p2=(0, 80), angle=90,
+    space.add_linear_dim(base=(-15, 0), p1=(0, 0), p2=(0, 80), angle=90, override=shown_as_drawn,
                          dxfattribs={"layer": "DIMENSIONS"}).render()
-    space.add_diameter_dim(center=(15, 65), radius=4.5, angle=45,
+    space.add_diameter_dim(center=(15, 65), radius=4.5, angle=45, override=shown_as_drawn,
                            dxfattribs={"layer": "DIMENSIONS"}).render()
     space.add_text("MOUNTING PLATE", height=5, dxfattribs={"layer": "TEXT"}).set_placement((0, 95))
     space.add_text("MATERIAL: S235JR  THICKNESS 8", height=3,

@@ -41,7 +41,7 @@ def test_the_demo_extracts_a_sample_of_every_format(outside_pytest_tmp: Path) ->
     assert set(rows) == {"pdf", "dxf", "ifc", "step", "werk24"}, result.stdout
     for fmt in ("pdf", "dxf", "ifc", "step"):
         assert rows[fmt][2] == "completed", rows[fmt]
-    assert rows["pdf"][4].startswith("2 pages, 2 tables, 3 dimensions, drawing DEMO-1001")
+    assert rows["pdf"][4].startswith("2 pages, 2 tables, 5 dimensions, drawing DEMO-1001, BOM of 3 items")
     assert rows["dxf"][4] == "3 dimensions, 6 layers, 10 entities"
     assert rows["ifc"][4] == "IFC4, 6 building elements"
     assert rows["step"][4] == "AP214, 3 products"

@@ -310,7 +310,7 @@ def test_sigterm_during_start_up_stops_gracefully(space: Workspace) -> None:
         env = space.env(f"postgresql://postgres@127.0.0.1:{port}/nothing")
         log = space.folder / "w.log"
         with worker_process(env, log=log) as worker:
-            wait_until(lambda: "database_unavailable" in log.read_text(), 30, "the first attempt")
+            wait_until(lambda: "database_unreachable" in log.read_text(), 30, "the first attempt")
             worker.send_signal(signal.SIGTERM)
             assert worker.wait(20) == 0
     events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line.startswith("{")]

